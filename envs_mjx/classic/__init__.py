@@ -1,0 +1,1 @@
+"""Tiny MJX environments that learn in minutes on a CPU."""

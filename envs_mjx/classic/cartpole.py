@@ -1,0 +1,61 @@
+"""Cart-pole balance: keep a pole upright on a cart, centred, with little effort.
+
+The reward is a product of four terms in [0, 1], so a perfect step earns 1 and
+a perfect 1,000-step episode earns 1,000.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
+from envs_mjx.rewards import tolerance
+
+
+@dataclasses.dataclass(frozen=True)
+class CartpoleConfig(EnvConfig):
+    episode_length: int = 1000  # control steps of 0.01 s: 10 s episodes
+    cart_init_range: float = 0.1  # initial cart position ~ U(-r, r), metres
+    pole_init_range: float = 0.034  # initial pole angle ~ U(-r, r), radians from upright
+    init_velocity_std: float = 0.01  # std of the initial joint velocities
+
+
+class CartpoleBalance(MjxEnv):
+    def __init__(self, config: CartpoleConfig = CartpoleConfig()):
+        super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=1)
+
+    def reset(self, key: jax.Array) -> State:
+        key_cart, key_pole, key_vel = jax.random.split(key, 3)
+        cfg = self.config
+        qpos = jnp.stack([
+            jax.random.uniform(key_cart, minval=-cfg.cart_init_range, maxval=cfg.cart_init_range),
+            jax.random.uniform(key_pole, minval=-cfg.pole_init_range, maxval=cfg.pole_init_range),
+        ])
+        qvel = cfg.init_velocity_std * jax.random.normal(key_vel, (2,))
+        data = self.init_data(qpos, qvel)
+        metrics = {name: jnp.zeros(()) for name in ("upright", "centered", "small_control", "small_velocity")}
+        return State(data=data, obs=self._observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
+                     metrics=metrics)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        ctrl = self.action_to_ctrl(action)
+        data = self.physics_step(state.data, ctrl)
+        terms = self._reward_terms(data, ctrl)
+        reward = terms["upright"] * terms["centered"] * terms["small_control"] * terms["small_velocity"]
+        return state.replace(data=data, obs=self._observe(data), reward=reward, done=jnp.zeros(()),
+                             metrics=terms)
+
+    def _observe(self, data) -> jax.Array:
+        cart, angle = data.qpos
+        return jnp.stack([cart, jnp.cos(angle), jnp.sin(angle), data.qvel[0], data.qvel[1]])
+
+    def _reward_terms(self, data, ctrl) -> dict:
+        cart, angle = data.qpos
+        return {
+            "upright": (jnp.cos(angle) + 1.0) / 2.0,
+            "centered": (1.0 + tolerance(cart, margin=2.0)) / 2.0,
+            "small_control": (4.0 + tolerance(ctrl[0], margin=1.0, sigmoid="quadratic",
+                                              value_at_margin=0.0)) / 5.0,
+            "small_velocity": (1.0 + tolerance(data.qvel[1], margin=5.0)) / 2.0,
+        }

@@ -1,0 +1,127 @@
+"""The environment contract: a `State` pytree and the `Env` interface.
+
+The shape follows brax's `envs.base` (reset/step/observation_size/action_size
+and a State with obs, reward, done, metrics, info) so that brax's trainers and
+ours can drive the same environments. The physics state is called `data`
+because it is an `mjx.Data`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import jax
+import jax.numpy as jnp
+import mujoco
+from flax import struct
+
+from envs_mjx._mjx import mjx
+
+ASSETS = Path(__file__).parent / "assets"
+
+Observation = Union[jax.Array, Mapping[str, jax.Array]]
+ObservationSize = Union[int, Mapping[str, tuple]]
+
+
+@struct.dataclass
+class State:
+    """One environment's state; every field gains a leading batch axis under vmap.
+
+    data:    the physics state (mjx.Data).
+    obs:     an array, or a dict such as {"state": ..., "privileged_state": ...}.
+    reward:  scalar float32, the reward of the step that produced this state.
+    done:    scalar float32, 1.0 when the episode ended here (terminated or truncated).
+    metrics: dict of scalar floats, logged by the learners (reward terms...).
+    info:    dict of arrays the env and its wrappers carry between steps.
+    """
+
+    data: Any
+    obs: Observation
+    reward: jax.Array
+    done: jax.Array
+    metrics: dict = struct.field(default_factory=dict)
+    info: dict = struct.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Settings every environment has; each env subclasses this with its own."""
+
+    episode_length: int = 1000  # control steps before the episode is truncated
+
+
+class Env(abc.ABC):
+    """A pure, jit- and vmap-able environment with static shapes."""
+
+    @abc.abstractmethod
+    def reset(self, key: jax.Array) -> State:
+        """A fresh episode's first state, drawn with `key`."""
+
+    @abc.abstractmethod
+    def step(self, state: State, action: jax.Array) -> State:
+        """Advance one control step; `action` lies in [-1, 1]^action_size."""
+
+    @property
+    @abc.abstractmethod
+    def action_size(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def dt(self) -> float:
+        """Seconds of simulated time per control step."""
+
+    @property
+    def observation_size(self) -> ObservationSize:
+        """Length of a flat observation, or {key: shape} for dict observations."""
+        obs = jax.eval_shape(self.reset, jax.random.PRNGKey(0)).obs
+        if isinstance(obs, Mapping):
+            return {k: tuple(v.shape) for k, v in obs.items()}
+        return obs.shape[-1]
+
+    @property
+    def unwrapped(self) -> "Env":
+        return self
+
+
+class MjxEnv(Env):
+    """An Env whose physics is an MJCF model stepped by MJX.
+
+    Subclasses choose `n_substeps` physics steps per control step and map
+    actions in [-1, 1] to controls; this class owns the model and the stepping.
+    """
+
+    def __init__(self, xml_path: Path, config: EnvConfig, n_substeps: int = 1):
+        self.config = config
+        self.mj_model = mujoco.MjModel.from_xml_path(str(xml_path))
+        self.mjx_model = mjx.put_model(self.mj_model)
+        self.n_substeps = n_substeps
+        # Controls are scaled from [-1, 1] to each actuator's ctrlrange.
+        low, high = self.mj_model.actuator_ctrlrange.T
+        self._ctrl_mid = jnp.asarray((high + low) / 2, dtype=jnp.float32)
+        self._ctrl_half = jnp.asarray((high - low) / 2, dtype=jnp.float32)
+
+    @property
+    def action_size(self) -> int:
+        return self.mj_model.nu
+
+    @property
+    def dt(self) -> float:
+        return float(self.mj_model.opt.timestep) * self.n_substeps
+
+    def action_to_ctrl(self, action: jax.Array) -> jax.Array:
+        return self._ctrl_mid + self._ctrl_half * jnp.clip(action, -1.0, 1.0)
+
+    def init_data(self, qpos: jax.Array, qvel: jax.Array) -> Any:
+        """Physics state at (qpos, qvel) with derived quantities computed."""
+        data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
+        return mjx.forward(self.mjx_model, data)
+
+    def physics_step(self, data: Any, ctrl: jax.Array) -> Any:
+        """`n_substeps` MJX steps holding `ctrl` fixed."""
+        data = data.replace(ctrl=ctrl)
+        return jax.lax.fori_loop(
+            0, self.n_substeps, lambda _, d: mjx.step(self.mjx_model, d), data
+        )

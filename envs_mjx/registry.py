@@ -1,0 +1,61 @@
+"""Environments by name: `make("cartpole-balance", episode_length=500)`."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from typing import NamedTuple
+
+from envs_mjx.core import Env, EnvConfig
+
+
+class EnvSpec(NamedTuple):
+    module: str  # imported only when the env is made, so listing stays cheap
+    env_class: str
+    config_class: str
+    summary: str
+
+
+_ENVS: dict[str, EnvSpec] = {
+    "cartpole-balance": EnvSpec("envs_mjx.classic.cartpole", "CartpoleBalance", "CartpoleConfig",
+                                "keep a pole upright on a cart (max return 1000)"),
+    "pendulum-swingup": EnvSpec("envs_mjx.classic.pendulum", "PendulumSwingup", "PendulumConfig",
+                                "swing a torque-limited pendulum up and hold it (sparse)"),
+}
+
+
+class UnknownEnvError(ValueError):
+    pass
+
+
+def list_envs() -> dict[str, str]:
+    """Registered names with a one-line summary each."""
+    return {name: spec.summary for name, spec in _ENVS.items()}
+
+
+def _spec(name: str) -> EnvSpec:
+    if name not in _ENVS:
+        close = difflib.get_close_matches(name, _ENVS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownEnvError(f"unknown env {name!r}{hint} Registered envs: {', '.join(_ENVS)}")
+    return _ENVS[name]
+
+
+def config_class(name: str) -> type[EnvConfig]:
+    spec = _spec(name)
+    return getattr(importlib.import_module(spec.module), spec.config_class)
+
+
+def make(name: str, config: EnvConfig | None = None, **overrides) -> Env:
+    """Build env `name` from `config` (default: its Config's defaults) with `overrides`."""
+    spec = _spec(name)
+    module = importlib.import_module(spec.module)
+    config = config if config is not None else getattr(module, spec.config_class)()
+    fields = {f.name for f in dataclasses.fields(config)}
+    for key in overrides:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{type(config).__name__} has no field {key!r}{hint}")
+    return getattr(module, spec.env_class)(dataclasses.replace(config, **overrides))

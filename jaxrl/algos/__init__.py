@@ -1,0 +1,37 @@
+"""Learners by name. Each module exposes the same contract:
+
+  Config                                  frozen dataclass; defaults are a sound recipe
+  validate(cfg)                           ValueError for settings that cannot run
+  steps_per_iteration(cfg) -> int         env steps one train_step consumes
+  init(key, env, cfg) -> TrainState       env is the batched training env
+  train_step(state, env, cfg) -> (state, metrics)     pure; jit-compiled once
+  policy_params(state) -> params          what `policy` and export need
+  policy(params, obs, key=None) -> action deterministic without a key
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from types import ModuleType
+
+_ALGORITHMS = {
+    "ppo": ("jaxrl.algos.ppo", "on-policy PPO with GAE, clipped surrogate, observation normalization"),
+}
+
+
+class UnknownAlgorithmError(ValueError):
+    pass
+
+
+def list_algorithms() -> dict[str, str]:
+    return {name: summary for name, (_, summary) in _ALGORITHMS.items()}
+
+
+def get(name: str) -> ModuleType:
+    if name not in _ALGORITHMS:
+        close = difflib.get_close_matches(name, _ALGORITHMS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownAlgorithmError(
+            f"unknown algorithm {name!r}{hint} Available: {', '.join(_ALGORITHMS)}")
+    return importlib.import_module(_ALGORITHMS[name][0])

@@ -1,0 +1,317 @@
+"""Proximal Policy Optimization, pure-functional.
+
+One `train_step` is one iteration, compiled once:
+  1. roll out `unroll_length` steps of `num_envs` envs (lax.scan),
+  2. GAE advantages, bootstrapping truncated episodes on their final observation,
+  3. `num_updates_per_batch` epochs over `num_minibatches` shuffled minibatches
+     of the clipped-surrogate + value + entropy loss,
+  4. fold the rollout's observations into the running normalizer.
+
+Knob names follow brax/Playground PPO so recipes translate; brax's
+`batch_size * num_minibatches` corresponds to our `num_envs` (one unroll per
+env per iteration).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import normalize
+from jaxrl.distributions import TanhNormal
+from jaxrl.networks import MLP
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_envs: int = 256  # parallel training envs: the unit of parallelism
+    unroll_length: int = 20  # env steps per env per iteration
+    num_minibatches: int = 8  # minibatches the iteration's num_envs * unroll_length steps split into
+    num_updates_per_batch: int = 4  # epochs over the iteration's data
+    learning_rate: float = 3e-4  # Adam step size
+    entropy_cost: float = 1e-2  # weight of the entropy bonus
+    discounting: float = 0.97  # gamma
+    gae_lambda: float = 0.95  # GAE's bias/variance trade-off
+    clipping_epsilon: float = 0.2  # PPO ratio clip
+    vf_loss_coefficient: float = 0.5  # weight of the value loss
+    max_grad_norm: float = 1.0  # global gradient-norm clip
+    reward_scaling: float = 1.0  # rewards are multiplied by this before GAE
+    normalize_observations: bool = True  # running mean/std normalization of observations
+    normalize_advantage: bool = True  # per-minibatch advantage standardization
+    policy_hidden_layer_sizes: tuple[int, ...] = (32, 32, 32, 32)
+    value_hidden_layer_sizes: tuple[int, ...] = (256, 256, 256, 256, 256)
+    activation: str = "swish"  # swish, relu, tanh or elu
+    policy_obs_key: str = "state"  # with dict observations: what the actor sees
+    value_obs_key: str = "privileged_state"  # with dict observations: what the critic sees
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError for settings that cannot run."""
+    steps = cfg.num_envs * cfg.unroll_length
+    if steps % cfg.num_minibatches:
+        raise ValueError(
+            f"num_envs * unroll_length = {steps} must divide into num_minibatches = "
+            f"{cfg.num_minibatches} equal minibatches")
+    for name in ("num_envs", "unroll_length", "num_minibatches", "num_updates_per_batch"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+
+
+def steps_per_iteration(cfg: Config) -> int:
+    return cfg.num_envs * cfg.unroll_length
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicySpec:
+    """What it takes to rebuild the actor from its parameters (static, hashable)."""
+
+    layer_sizes: tuple[int, ...]  # hidden sizes + (2 * action_size,)
+    activation: str
+    obs_key: str  # used when observations are a dict
+
+    def network(self) -> MLP:
+        return MLP(self.layer_sizes, self.activation)
+
+
+@struct.dataclass
+class PolicyParams:
+    """Everything the deterministic policy needs: what `policy` and export take."""
+
+    network: Any
+    obs_stats: normalize.RunningStats
+    spec: PolicySpec = struct.field(pytree_node=False)
+
+
+@struct.dataclass
+class Networks:
+    policy: Any
+    value: Any
+
+
+@struct.dataclass
+class TrainState:
+    params: Networks
+    opt_state: Any
+    obs_stats: normalize.RunningStats
+    env_state: Any  # envs_mjx State with a leading [num_envs] axis
+    key: jax.Array
+    iteration: jax.Array  # int32 scalar
+    policy_spec: PolicySpec = struct.field(pytree_node=False)
+    value_spec: PolicySpec = struct.field(pytree_node=False)
+
+
+@struct.dataclass
+class Transition:
+    """One rollout step; fields are [T, B, ...] after the scan."""
+
+    obs: Any
+    pre_tanh: jax.Array  # the sampled action before the tanh squash
+    log_prob: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    truncation: jax.Array
+    final_obs: Any  # the true successor observation, before any auto-reset
+
+
+def _select(obs, key: str):
+    """The observation a network sees: obs[key] for dict observations."""
+    if isinstance(obs, Mapping):
+        if key not in obs:
+            raise KeyError(f"observation dict has no key {key!r}; it has {sorted(obs)}")
+        return obs[key]
+    return obs
+
+
+def _value_key(obs, cfg: Config) -> str:
+    """Asymmetric actor-critic when the env provides the privileged key."""
+    if isinstance(obs, Mapping) and cfg.value_obs_key in obs:
+        return cfg.value_obs_key
+    return cfg.policy_obs_key
+
+
+def _optimizer(cfg: Config) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
+
+
+def init(key: jax.Array, env, cfg: Config) -> TrainState:
+    """Networks, optimizer and `num_envs` reset envs; `env` is batched (wrap_for_training)."""
+    validate(cfg)
+    key_policy, key_value, key_env, key_state = jax.random.split(key, 4)
+    env_state = env.reset(jax.random.split(key_env, cfg.num_envs))
+    one_obs = jax.tree.map(lambda x: x[0], env_state.obs)
+    policy_spec = PolicySpec(tuple(cfg.policy_hidden_layer_sizes) + (2 * env.action_size,),
+                             cfg.activation, cfg.policy_obs_key)
+    value_spec = PolicySpec(tuple(cfg.value_hidden_layer_sizes) + (1,), cfg.activation,
+                            _value_key(one_obs, cfg))
+    params = Networks(
+        policy=policy_spec.network().init(key_policy, _select(one_obs, policy_spec.obs_key)),
+        value=value_spec.network().init(key_value, _select(one_obs, value_spec.obs_key)),
+    )
+    return TrainState(
+        params=params,
+        opt_state=_optimizer(cfg).init(params),
+        obs_stats=normalize.init(one_obs),
+        env_state=env_state,
+        key=key_state,
+        iteration=jnp.zeros((), jnp.int32),
+        policy_spec=policy_spec,
+        value_spec=value_spec,
+    )
+
+
+def policy_params(state: TrainState) -> PolicyParams:
+    return PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
+
+
+def _action_distribution(network_params, spec: PolicySpec, obs_stats, obs) -> TanhNormal:
+    x = _select(normalize.normalize(obs_stats, obs), spec.obs_key)
+    return TanhNormal.from_network_output(spec.network().apply(network_params, x))
+
+
+def _value(network_params, spec: PolicySpec, obs_stats, obs) -> jax.Array:
+    x = _select(normalize.normalize(obs_stats, obs), spec.obs_key)
+    return spec.network().apply(network_params, x)[..., 0]
+
+
+def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array:
+    """Actions in [-1, 1] for observations with any leading batch axes.
+
+    Without a key: the deterministic action (what evaluation and export use).
+    """
+    dist = _action_distribution(params.network, params.spec, params.obs_stats, obs)
+    if key is None:
+        return dist.mode()
+    return jnp.tanh(dist.sample_pre_tanh(key))
+
+
+def compute_gae(rewards, values, next_values, terminations, dones, discounting, gae_lambda):
+    """Generalized advantage estimation over [T, B] arrays.
+
+    next_values[t] is V of the true successor of step t (the final observation
+    when the episode ended there). `terminations` zero the bootstrap (the env
+    ended the episode); `dones` (terminations and truncations) cut the
+    advantage recursion between episodes.
+    Returns (advantages, value targets), both [T, B].
+    """
+    deltas = rewards + discounting * (1.0 - terminations) * next_values - values
+
+    def backward(next_advantage, step):
+        delta, done = step
+        advantage = delta + discounting * gae_lambda * (1.0 - done) * next_advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, dones), reverse=True)
+    return advantages, advantages + values
+
+
+def _rollout(state: TrainState, env, cfg: Config, key: jax.Array):
+    """`unroll_length` steps of every env; also sums the episodes that ended."""
+
+    def step(carry, key_step):
+        env_state, episode_sums, episode_count = carry
+        dist = _action_distribution(state.params.policy, state.policy_spec, state.obs_stats,
+                                    env_state.obs)
+        pre_tanh = dist.sample_pre_tanh(key_step)
+        next_state = env.step(env_state, jnp.tanh(pre_tanh))
+        done = next_state.done
+        episode_sums = jax.tree.map(lambda total, x: total + jnp.sum(x * done),
+                                    episode_sums, next_state.info["episode_metrics"])
+        transition = Transition(
+            obs=env_state.obs, pre_tanh=pre_tanh, log_prob=dist.log_prob_pre_tanh(pre_tanh),
+            reward=next_state.reward, done=done, truncation=next_state.info["truncation"],
+            final_obs=next_state.info["final_obs"])
+        return (next_state, episode_sums, episode_count + jnp.sum(done)), transition
+
+    zero_sums = jax.tree.map(lambda x: jnp.zeros(()), state.env_state.info["episode_metrics"])
+    carry = (state.env_state, zero_sums, jnp.zeros(()))
+    (env_state, episode_sums, episode_count), trajectory = jax.lax.scan(
+        step, carry, jax.random.split(key, cfg.unroll_length))
+    episode_metrics = {f"episode_sum/{k}": v for k, v in episode_sums.items()}
+    episode_metrics["episode_count"] = episode_count
+    return env_state, trajectory, episode_metrics
+
+
+def _loss(params: Networks, batch: dict, key: jax.Array, state: TrainState, cfg: Config):
+    """Clipped surrogate + value + entropy loss of one minibatch [N, ...]."""
+    dist = _action_distribution(params.policy, state.policy_spec, state.obs_stats, batch["obs"])
+    log_prob = dist.log_prob_pre_tanh(batch["pre_tanh"])
+    log_ratio = log_prob - batch["log_prob"]
+    ratio = jnp.exp(log_ratio)
+    advantages = batch["advantages"]
+    if cfg.normalize_advantage:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    clipped = jnp.clip(ratio, 1.0 - cfg.clipping_epsilon, 1.0 + cfg.clipping_epsilon)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * advantages, clipped * advantages))
+
+    values = _value(params.value, state.value_spec, state.obs_stats, batch["obs"])
+    value_loss = cfg.vf_loss_coefficient * jnp.mean(jnp.square(values - batch["returns"]))
+    entropy = jnp.mean(dist.entropy(key))
+    total = policy_loss + value_loss - cfg.entropy_cost * entropy
+    return total, {
+        "loss/total": total,
+        "loss/policy": policy_loss,
+        "loss/value": value_loss,
+        "loss/entropy": entropy,
+        "loss/approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "loss/clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clipping_epsilon),
+    }
+
+
+def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
+    """One PPO iteration; `env` is the batched training env. Pure."""
+    key, key_rollout, key_epochs = jax.random.split(state.key, 3)
+    env_state, trajectory, episode_metrics = _rollout(state, env, cfg, key_rollout)
+
+    value_of = functools.partial(_value, state.params.value, state.value_spec, state.obs_stats)
+    values = value_of(trajectory.obs)  # [T, B]
+    next_values = value_of(trajectory.final_obs)  # [T, B]
+    terminations = trajectory.done * (1.0 - trajectory.truncation)
+    advantages, returns = compute_gae(
+        trajectory.reward * cfg.reward_scaling, values, next_values, terminations,
+        trajectory.done, cfg.discounting, cfg.gae_lambda)
+
+    # Flatten [T, B] into N samples; minibatches are drawn across time and envs.
+    data = {"obs": trajectory.obs, "pre_tanh": trajectory.pre_tanh, "log_prob": trajectory.log_prob,
+            "advantages": advantages, "returns": returns}
+    data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
+    num_samples = steps_per_iteration(cfg)
+    optimizer = _optimizer(cfg)
+    grad_fn = jax.grad(_loss, has_aux=True)
+
+    def minibatch_step(carry, xs):
+        params, opt_state = carry
+        batch, key_entropy = xs
+        grads, metrics = grad_fn(params, batch, key_entropy, state, cfg)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return (optax.apply_updates(params, updates), opt_state), metrics
+
+    def epoch(carry, key_epoch):
+        key_perm, key_minibatches = jax.random.split(key_epoch)
+        order = jax.random.permutation(key_perm, num_samples)
+        minibatches = jax.tree.map(
+            lambda x: x[order].reshape((cfg.num_minibatches, -1) + x.shape[1:]), data)
+        keys = jax.random.split(key_minibatches, cfg.num_minibatches)
+        return jax.lax.scan(minibatch_step, carry, (minibatches, keys))
+
+    (params, opt_state), loss_metrics = jax.lax.scan(
+        epoch, (state.params, state.opt_state),
+        jax.random.split(key_epochs, cfg.num_updates_per_batch))
+
+    # The normalizer absorbs this rollout only after the updates, so the
+    # log-probabilities recorded while acting match those in the loss.
+    obs_stats = state.obs_stats
+    if cfg.normalize_observations:
+        obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
+
+    metrics = jax.tree.map(jnp.mean, loss_metrics)
+    metrics.update(episode_metrics)
+    new_state = state.replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
+                              env_state=env_state, key=key, iteration=state.iteration + 1)
+    return new_state, metrics

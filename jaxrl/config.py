@@ -1,0 +1,280 @@
+"""Typed run configuration: dataclass defaults <- YAML recipe <- CPU preset <- key=value.
+
+A recipe (configs/<env>_<algo>.yaml) has the sections
+
+    env_name: cartpole-balance     # optional when given on the command line
+    algo_name: ppo
+    env:   {...}                   # fields of the env's Config
+    algo:  {...}                   # fields of the algorithm's Config
+    train: {...}                   # fields of TrainConfig
+    cpu:   {algo: {...}, ...}      # applied on top when JAX finds no accelerator
+
+Overrides are `section.field=value`, or a bare `field=value` when exactly one
+section has that field. Every key is checked: an unknown one is an error that
+names the closest valid key, a wrong type names the field and the type wanted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+import envs_mjx
+from envs_mjx.registry import UnknownEnvError
+from jaxrl import algos
+from jaxrl.algos import UnknownAlgorithmError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+SECTIONS = ("env", "algo", "train")
+RECIPE_KEYS = ("env_name", "algo_name") + SECTIONS + ("cpu",)
+
+
+class ConfigError(ValueError):
+    """A configuration the user must fix; the message says how."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The outer loop's settings (shared by every algorithm)."""
+
+    num_timesteps: int = 1_000_000  # env steps to train for, rounded up to whole device calls
+    seed: int = 0  # one seed fixes every random draw: same seed, same numbers
+    iterations_per_call: int = 10  # training iterations compiled into one device call
+    eval_every: int = 100_000  # env steps between evaluations of the deterministic policy
+    num_eval_envs: int = 16  # episodes per evaluation (one per env)
+    checkpoint_every: int = 500_000  # env steps between periodic checkpoints (the final one always)
+    keep_checkpoints: int = 3  # periodic checkpoints kept on disk (plus the best)
+    run_dir: str = ""  # empty: runs/<env>-<algo>-<timestamp>
+    tensorboard: bool = True  # also write TensorBoard events
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    env_name: str
+    algo_name: str
+    env: Any  # the env's Config dataclass
+    algo: Any  # the algorithm's Config dataclass
+    train: TrainConfig
+    preset: str = "full"  # "full" or "cpu": which recipe variant was applied
+
+
+def default_recipe(env_name: str, algo_name: str) -> Path:
+    return CONFIG_DIR / f"{env_name.replace('-', '_')}_{algo_name}.yaml"
+
+
+def list_recipes() -> list[Path]:
+    return sorted(CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+
+
+def _closest_hint(key: str, candidates) -> str:
+    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _describe(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value, tp, where: str):
+    """`value` as type `tp`, or ConfigError naming `where` and the type wanted."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list like [64, 64], got {value!r}")
+        item_type = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        if item_type is None:
+            return tuple(_coerce(v, t, where) for v, t in zip(value, args))
+        return tuple(_coerce(v, item_type, where) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 1e6 is written as a float in YAML
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise ConfigError(f"{where}: fields of type {_describe(tp)} cannot be set from a config")
+    raise ConfigError(f"{where}: expected {_describe(tp)}, got {type(value).__name__} {value!r}")
+
+
+def build(cls, data: Mapping[str, Any], where: str):
+    """An instance of dataclass `cls` from `data`, every key and type checked."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of field: value, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"unknown key {where}.{key}{_closest_hint(key, fields)} "
+                              f"Valid keys of {where}: {', '.join(fields)}")
+        values[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return cls(**values)
+
+
+def as_dict(config) -> dict:
+    """Plain YAML-able dict of a (nested) config dataclass."""
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+    return plain(config)
+
+
+def _merge(base: dict, overlay: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_value(text: str):
+    """YAML scalars and lists, plus floats YAML would keep as strings (1e-3)."""
+    value = yaml.safe_load(text) if text.strip() else ""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _section_classes(env_name: str, algo_name: str) -> dict[str, type]:
+    return {"env": envs_mjx.config_class(env_name), "algo": algos.get(algo_name).Config,
+            "train": TrainConfig}
+
+
+def apply_overrides(tree: dict, overrides, classes: Mapping[str, type]) -> dict:
+    """Fold `key=value` strings into the section tree."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.seed=1)")
+        key, text = item.split("=", 1)
+        section, _, field = key.rpartition(".")
+        if section:
+            if section not in classes:
+                raise ConfigError(f"unknown section {section!r} in {key!r}{_closest_hint(section, classes)} "
+                                  f"Sections: {', '.join(classes)}")
+        else:
+            owners = [s for s, cls in classes.items() if field in {f.name for f in dataclasses.fields(cls)}]
+            if len(owners) > 1:
+                raise ConfigError(f"{field!r} is in several sections; write one of "
+                                  f"{', '.join(f'{s}.{field}' for s in owners)}")
+            if not owners:
+                every = [f"{s}.{f.name}" for s, cls in classes.items() for f in dataclasses.fields(cls)]
+                names = {e.split(".", 1)[1]: e for e in every}
+                close = difflib.get_close_matches(field, list(names), n=1, cutoff=0.5)
+                hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+                raise ConfigError(f"unknown key {field!r}{hint} (`jaxrl list` shows the configs)")
+            section = owners[0]
+        tree = _merge(tree, {section: {field: parse_value(text)}})
+    return tree
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def resolve(tree: Mapping, env_name: str, algo_name: str, preset: str) -> RunConfig:
+    """Build and validate a RunConfig from a section tree."""
+    try:
+        classes = _section_classes(env_name, algo_name)
+    except (UnknownEnvError, UnknownAlgorithmError) as error:
+        raise ConfigError(str(error)) from None
+    for key in tree:
+        if key not in SECTIONS:
+            raise ConfigError(f"unknown section {key!r}{_closest_hint(key, RECIPE_KEYS)} "
+                              f"Sections: {', '.join(RECIPE_KEYS)}")
+    sections = {name: build(cls, tree.get(name) or {}, name) for name, cls in classes.items()}
+    try:
+        algos.get(algo_name).validate(sections["algo"])
+    except ValueError as error:
+        raise ConfigError(f"algo: {error}") from None
+    return RunConfig(env_name=env_name, algo_name=algo_name, preset=preset, **sections)
+
+
+def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None,
+         overrides=(), preset: str = "full") -> RunConfig:
+    """The run configuration for `jaxrl train`.
+
+    `recipe` defaults to configs/<env>_<algo>.yaml when that file exists;
+    `preset` "cpu" applies the recipe's cpu section.
+    """
+    data = read_yaml(recipe) if recipe is not None else {}
+    for key in data:
+        if key not in RECIPE_KEYS:
+            raise ConfigError(f"{recipe}: unknown top-level key {key!r}{_closest_hint(key, RECIPE_KEYS)} "
+                              f"Valid: {', '.join(RECIPE_KEYS)}")
+    env_name = env_name or data.get("env_name")
+    algo_name = algo_name or data.get("algo_name")
+    if not env_name or not algo_name:
+        raise ConfigError("name the env and the algorithm: jaxrl train ENV ALGO (see `jaxrl list`)")
+    if recipe is None and default_recipe(env_name, algo_name).exists():
+        return load(env_name, algo_name, default_recipe(env_name, algo_name), overrides, preset)
+    tree = {s: data.get(s) or {} for s in SECTIONS}
+    if preset == "cpu":
+        tree = _merge(tree, data.get("cpu") or {})
+    try:
+        classes = _section_classes(env_name, algo_name)
+    except (UnknownEnvError, UnknownAlgorithmError) as error:
+        raise ConfigError(str(error)) from None
+    tree = apply_overrides(tree, overrides, classes)
+    return resolve(tree, env_name, algo_name, preset)
+
+
+def save(config: RunConfig, path: Path) -> None:
+    data = {"env_name": config.env_name, "algo_name": config.algo_name, "preset": config.preset}
+    data.update({s: as_dict(getattr(config, s)) for s in SECTIONS})
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def load_saved(path: Path, overrides=()) -> RunConfig:
+    """A run directory's config.yaml, with optional overrides (e.g. more num_timesteps)."""
+    data = read_yaml(path)
+    env_name, algo_name, preset = data.get("env_name"), data.get("algo_name"), data.get("preset", "full")
+    tree = {s: data.get(s) or {} for s in SECTIONS}
+    try:
+        classes = _section_classes(env_name, algo_name)
+    except (UnknownEnvError, UnknownAlgorithmError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return resolve(apply_overrides(tree, overrides, classes), env_name, algo_name, preset)

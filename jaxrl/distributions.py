@@ -1,0 +1,47 @@
+"""Action distributions on distrax.
+
+Policies act in [-1, 1] through a tanh squash. The learner keeps the
+*pre-tanh* sample: log-probabilities of a squashed action near +-1 would need
+atanh of it, which loses all precision there.
+"""
+
+from __future__ import annotations
+
+import distrax
+import jax
+import jax.numpy as jnp
+
+
+class TanhNormal:
+    """A diagonal Gaussian in pre-tanh space, squashed into [-1, 1]."""
+
+    def __init__(self, loc: jax.Array, scale: jax.Array):
+        self.loc = loc
+        self.base = distrax.MultivariateNormalDiag(loc, scale)
+        self.squash = distrax.Block(distrax.Tanh(), ndims=1)
+
+    @classmethod
+    def from_network_output(cls, output: jax.Array, min_std: float = 1e-3) -> "TanhNormal":
+        """Split [..., 2 * action] into mean and softplus-positive std."""
+        loc, raw_scale = jnp.split(output, 2, axis=-1)
+        return cls(loc, jax.nn.softplus(raw_scale) + min_std)
+
+    def sample_pre_tanh(self, key: jax.Array) -> jax.Array:
+        return self.base.sample(seed=key)
+
+    def log_prob_pre_tanh(self, pre_tanh: jax.Array) -> jax.Array:
+        """log-density of the squashed action tanh(pre_tanh)."""
+        return self.base.log_prob(pre_tanh) - self.squash.forward_log_det_jacobian(pre_tanh)
+
+    def entropy(self, key: jax.Array) -> jax.Array:
+        """One-sample estimate: the squashed entropy has no closed form."""
+        sample = self.base.sample(seed=key)
+        return self.base.entropy() + self.squash.forward_log_det_jacobian(sample)
+
+    def mode(self) -> jax.Array:
+        """The deterministic action: the squashed mean."""
+        return jnp.tanh(self.loc)
+
+
+def squash(pre_tanh: jax.Array) -> jax.Array:
+    return jnp.tanh(pre_tanh)

@@ -1,0 +1,120 @@
+"""Run logging: metrics.jsonl, TensorBoard events, a progress display, learning_curve.png.
+
+One record per device call, a flat dict of floats keyed like "train/episode_return",
+"eval/episode_return", "loss/value", plus "env_steps" and "call". Keys under
+"time/" are wall-clock figures: everything else is reproducible from the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+PLAIN_LINE_SECONDS = 15.0  # without a terminal, print a progress line at most this often
+
+
+def read_metrics(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, start_call: int = 0,
+                 tensorboard: bool = True, console: Console | None = None):
+        self.run_dir = Path(run_dir)
+        self.console = console or Console()
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        # On resume, records past the restored checkpoint were computed by the
+        # crashed process and will be computed again: drop them.
+        kept = [r for r in read_metrics(self.metrics_path) if r["call"] <= start_call]
+        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._file = self.metrics_path.open("a")
+        self._writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
+
+            self._writer = SummaryWriter(str(self.run_dir), purge_step=start_steps + 1 if start_call else None)
+        self._start_steps = start_steps
+        self._start_time = time.monotonic()
+        self._last_plain = -math.inf
+        self._last_return = "n/a"
+        self._progress = None
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]training"), BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+                TextColumn("{task.fields[sps]} steps/s"),
+                TextColumn("return {task.fields[ret]}"),
+                TextColumn("ETA"), TimeRemainingColumn(),
+                console=self.console, transient=False)
+            self._task = self._progress.add_task("train", total=total_steps, completed=start_steps,
+                                                 sps="-", ret="n/a")
+            self._progress.start()
+        self.total_steps = total_steps
+
+    def log(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        steps = record["env_steps"]
+        if self._writer is not None:
+            for key, value in record.items():
+                if key not in ("env_steps", "call"):
+                    self._writer.add_scalar(key, value, steps)
+        for key in ("eval/episode_return", "train/episode_return"):
+            if key in record:
+                self._last_return = f"{record[key]:.1f}"
+                break
+        sps = record.get("time/sps", 0.0)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=steps, sps=f"{sps:,.0f}", ret=self._last_return)
+        elif time.monotonic() - self._last_plain > PLAIN_LINE_SECONDS or "eval/episode_return" in record:
+            self._last_plain = time.monotonic()
+            done = steps - self._start_steps
+            eta = f"{(self.total_steps - steps) / sps:,.0f} s" if sps > 0 and done > 0 else "-"
+            self.console.print(f"{steps:>12,} / {self.total_steps:,} steps  {sps:>9,.0f} steps/s  "
+                               f"return {self._last_return}  ETA {eta}")
+
+    def message(self, text: str) -> None:
+        """A line above the progress bar (or plain)."""
+        (self._progress.console if self._progress else self.console).print(text)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+        plot_learning_curve(self.metrics_path, self.run_dir / "learning_curve.png")
+
+
+def plot_learning_curve(metrics_path: Path, png_path: Path) -> None:
+    """Episode return (training and evaluation) against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label, style in (("train/episode_return", "training episodes", "-"),
+                              ("eval/episode_return", "evaluation (deterministic)", "o-")):
+        points = [(r["env_steps"], r[key]) for r in records if key in r]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, style, label=label, markersize=4)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(metrics_path.parent.name)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)

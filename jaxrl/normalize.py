@@ -1,0 +1,65 @@
+"""Running mean and variance of observations, as a pure pytree.
+
+Batches are merged with Chan et al.'s parallel update, so the result does not
+depend on how the data was split. Works on any pytree of arrays (dict
+observations included).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+STD_MIN = 1e-6
+CLIP = 10.0  # normalized observations beyond 10 standard deviations are outliers
+
+
+@struct.dataclass
+class RunningStats:
+    count: jax.Array  # float32 scalar: number of samples merged so far
+    mean: object  # pytree like one observation
+    m2: object  # sum of squared deviations from the mean
+
+
+def init(example_obs) -> RunningStats:
+    """Empty statistics for observations shaped like `example_obs` (no batch axis)."""
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), example_obs)
+    return RunningStats(count=jnp.zeros((), jnp.float32), mean=zeros, m2=zeros)
+
+
+def update(stats: RunningStats, batch, batch_ndim: int) -> RunningStats:
+    """Merge a batch whose leading `batch_ndim` axes index samples."""
+    axes = tuple(range(batch_ndim))
+    leaves = jax.tree.leaves(batch)
+    n = float(math.prod(leaves[0].shape[:batch_ndim]))
+    total = stats.count + n
+
+    def merge(mean, m2, x):
+        batch_mean = jnp.mean(x, axis=axes)
+        batch_m2 = jnp.sum(jnp.square(x - batch_mean), axis=axes)
+        delta = batch_mean - mean
+        new_mean = mean + delta * n / total
+        new_m2 = m2 + batch_m2 + jnp.square(delta) * stats.count * n / total
+        return new_mean, new_m2
+
+    merged = jax.tree.map(merge, stats.mean, stats.m2, batch)
+    is_pair = lambda x: isinstance(x, tuple)  # noqa: E731
+    mean = jax.tree.map(lambda p: p[0], merged, is_leaf=is_pair)
+    m2 = jax.tree.map(lambda p: p[1], merged, is_leaf=is_pair)
+    return RunningStats(count=total, mean=mean, m2=m2)
+
+
+def std(stats: RunningStats):
+    return jax.tree.map(lambda m2: jnp.sqrt(jnp.maximum(m2 / jnp.maximum(stats.count, 1.0), STD_MIN**2)),
+                        stats.m2)
+
+
+def normalize(stats: RunningStats, obs):
+    """(obs - mean) / std, clipped; the identity while no sample has been seen."""
+    seen = stats.count > 0
+    return jax.tree.map(
+        lambda x, mean, s: jnp.where(seen, jnp.clip((x - mean) / s, -CLIP, CLIP), x),
+        obs, stats.mean, std(stats))

@@ -1,0 +1,242 @@
+"""The one outer loop every algorithm shares.
+
+It compiles `iterations_per_call` training iterations into one device call and
+around those calls it evaluates, logs, checkpoints, resumes and guards against
+divergence. Algorithms stay pure (see jaxrl.algos) and never open a file.
+
+Algorithms report completed episodes as metrics "episode_sum/<name>" (sums
+over the episodes that ended) and "episode_count"; the loop turns them into
+per-episode means "train/<name>".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+
+import envs_mjx
+from jaxrl import algos, config
+from jaxrl.checkpoint import Checkpointer
+from jaxrl.logger import RunLogger
+
+SEED_STREAM_INIT, SEED_STREAM_EVAL = 0, 1  # independent key streams: evaluating never shifts training
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or parameter became NaN or infinite; the message names it."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # "finished" or "interrupted"
+    env_steps: int
+    final_eval: dict
+    compile_seconds: float
+    run_seconds: float
+
+
+def default_run_dir(cfg: config.RunConfig) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.env_name}-{cfg.algo_name}-{stamp}"
+
+
+def make_envs(cfg: config.RunConfig):
+    """(training env: batched and self-resetting, evaluation env: one episode per env)."""
+    env = envs_mjx.make(cfg.env_name, cfg.env)
+    episode_length = cfg.env.episode_length
+    return envs_mjx.wrap_for_training(env, episode_length), envs_mjx.wrap_for_eval(env, episode_length)
+
+
+def make_evaluator(eval_env, algo, num_envs: int, episode_length: int):
+    """jit-compiled (policy_params, key) -> per-episode means of the deterministic policy."""
+
+    def evaluate(params, key):
+        state = eval_env.reset(jax.random.split(key, num_envs))
+        totals = jax.tree.map(jnp.zeros_like, state.info["episode_metrics"])
+
+        def step(carry, _):
+            state, active, totals = carry
+            state = eval_env.step(state, algo.policy(params, state.obs))
+            ended = active * state.done
+            totals = jax.tree.map(lambda t, m: t + ended * m, totals, state.info["episode_metrics"])
+            return (state, active * (1.0 - state.done), totals), None
+
+        carry = (state, jnp.ones(num_envs), totals)
+        (_, _, totals), _ = jax.lax.scan(step, carry, None, length=episode_length)
+        return {f"eval/episode_{k}" if k in ("return", "length") else f"eval/{k}": jnp.mean(v)
+                for k, v in totals.items()}
+
+    return jax.jit(evaluate)
+
+
+def summarize_call(stacked: dict) -> dict:
+    """Host floats from one call's metrics, stacked over its iterations."""
+    metrics = {k: np.asarray(v) for k, v in stacked.items()}
+    record = {k: float(v.mean()) for k, v in metrics.items() if not k.startswith("episode_")}
+    count = float(metrics["episode_count"].sum()) if "episode_count" in metrics else 0.0
+    if count > 0:
+        for key, value in metrics.items():
+            if key.startswith("episode_sum/"):
+                name = key.split("/", 1)[1]
+                name = f"episode_{name}" if name in ("return", "length") else name
+                record[f"train/{name}"] = float(value.sum()) / count
+    return record
+
+
+def find_non_finite(record: dict, params) -> str | None:
+    """The first non-finite metric or parameter, by name; None when all are finite."""
+    for key, value in record.items():
+        if not math.isfinite(value):
+            return f"metric {key} = {value}"
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    finite = jax.device_get([jnp.all(jnp.isfinite(leaf)) for _, leaf in leaves])
+    for (path, _), ok in zip(leaves, finite):
+        if not ok:
+            return f"parameter {jax.tree_util.keystr(path)}"
+    return None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """A scheduler's SIGTERM stops the run the way Ctrl-C does: checkpoint, then exit."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
+          on_record: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train per `cfg` into `run_dir`; with `resume`, continue from its latest checkpoint.
+
+    `on_record(record)` sees every logged record (a progress hook); raising
+    KeyboardInterrupt from it stops the run like Ctrl-C does.
+    """
+    console = console or Console()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(cfg, run_dir / "config.yaml")
+    algo = algos.get(cfg.algo_name)
+    tc = cfg.train
+    train_env, eval_env = make_envs(cfg)
+
+    steps_per_call = algo.steps_per_iteration(cfg.algo) * tc.iterations_per_call
+    total_calls = max(1, math.ceil(tc.num_timesteps / steps_per_call))
+    eval_calls = max(1, round(tc.eval_every / steps_per_call))
+    checkpoint_calls = max(1, round(tc.checkpoint_every / steps_per_call))
+
+    key_init = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_INIT)
+    key_eval = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_EVAL)
+    init = jax.jit(lambda key: algo.init(key, train_env, cfg.algo))
+
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=tc.keep_checkpoints)
+    start_call, best_return = 0, -math.inf
+    if resume:
+        state, meta = checkpointer.restore(jax.eval_shape(init, key_init))
+        start_call, best_return = meta["call"], meta["best_eval_return"]
+        console.print(f"resuming from checkpoint at {start_call * steps_per_call:,} env steps")
+    else:
+        state = init(key_init)
+
+    def run_iterations(state):
+        return jax.lax.scan(lambda s, _: algo.train_step(s, train_env, cfg.algo), state, None,
+                            length=tc.iterations_per_call)
+
+    evaluate = make_evaluator(eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
+    started = time.monotonic()
+    run_call = jax.jit(run_iterations).lower(state).compile()
+    evaluate = evaluate.lower(algo.policy_params(state), key_eval).compile()
+    compile_seconds = time.monotonic() - started
+    console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
+                  f"{algo.steps_per_iteration(cfg.algo):,} env steps per device call, "
+                  f"{total_calls - start_call} calls to go")
+
+    logger = RunLogger(run_dir, total_calls * steps_per_call, start_call * steps_per_call, start_call,
+                       tc.tensorboard, console)
+
+    def meta(call):
+        return {"call": call, "env_steps": call * steps_per_call, "best_eval_return": best_return}
+
+    def run_eval(call, record):
+        nonlocal best_return
+        results = {k: float(v) for k, v in evaluate(algo.policy_params(state),
+                                                      jax.random.fold_in(key_eval, call)).items()}
+        record.update(results)
+        if results["eval/episode_return"] > best_return:
+            best_return = results["eval/episode_return"]
+            checkpointer.save_best(call, state, meta(call), best_return)
+
+    status, last_eval, call = "finished", {}, start_call
+    run_seconds = 0.0
+    try:
+        with _sigterm_as_interrupt():
+            if start_call == 0:
+                record = {"call": 0, "env_steps": 0}
+                run_eval(0, record)
+                last_eval = {k: v for k, v in record.items() if k.startswith("eval/")}
+                logger.log(record)
+            for call in range(start_call + 1, total_calls + 1):
+                call_started = time.monotonic()
+                new_state, stacked = run_call(state)
+                record = summarize_call(jax.device_get(stacked))
+                problem = find_non_finite(record, new_state.params)
+                if problem is not None:
+                    checkpointer.save(call - 1, state, meta(call - 1))
+                    raise TrainingDiverged(
+                        f"training diverged at {call * steps_per_call:,} env steps: {problem} is not "
+                        f"finite. The last good state is checkpointed at "
+                        f"{(call - 1) * steps_per_call:,} steps. Try a lower learning_rate, a smaller "
+                        f"reward_scaling or max_grad_norm.")
+                state = new_state
+                call_seconds = time.monotonic() - call_started
+                run_seconds += call_seconds
+                record.update(call=call, env_steps=call * steps_per_call,
+                              **{"time/sps": steps_per_call / call_seconds,
+                                 "time/elapsed": time.monotonic() - started})
+                if call % eval_calls == 0 or call == total_calls:
+                    run_eval(call, record)
+                    last_eval = {k: v for k, v in record.items() if k.startswith("eval/")}
+                if call % checkpoint_calls == 0 or call == total_calls:
+                    checkpointer.save(call, state, meta(call))
+                logger.log(record)
+                if on_record is not None:
+                    on_record(record)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        done_call = int(state.iteration) // tc.iterations_per_call
+        checkpointer.save(done_call, state, meta(done_call))
+        logger.message(f"interrupted: checkpoint saved at {done_call * steps_per_call:,} env steps; "
+                       f"continue with `jaxrl train --resume {run_dir}`")
+    finally:
+        checkpointer.close()
+        logger.close()
+
+    env_steps = int(state.iteration) // tc.iterations_per_call * steps_per_call
+    if status == "finished":
+        sps = (env_steps - start_call * steps_per_call) / max(run_seconds, 1e-9)
+        final = last_eval.get("eval/episode_return", float("nan"))
+        console.print(f"finished {env_steps:,} env steps: training {run_seconds:.1f} s ({sps:,.0f} steps/s) "
+                      f"+ compile {compile_seconds:.1f} s; final eval return {final:.1f}, best "
+                      f"{best_return:.1f}")
+    console.print(f"run directory: {run_dir}")
+    return TrainResult(run_dir, status, env_steps, last_eval, compile_seconds, run_seconds)

@@ -1,0 +1,34 @@
+"""Shared fixtures: compiled envs and tiny configs reused across the session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA cache-load chatter
+
+import dataclasses
+
+import pytest
+
+from jaxrl import config, runtime
+
+runtime.configure_jax()  # persistent compilation cache: repeated CI runs skip XLA
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> config.RunConfig:
+    """A cartpole PPO run small enough to compile and train in seconds."""
+    cfg = config.load("cartpole-balance", "ppo", overrides=[
+        "env.episode_length=50", "algo.num_envs=16", "algo.unroll_length=8", "algo.num_minibatches=2",
+        "algo.num_updates_per_batch=2", "algo.policy_hidden_layer_sizes=[16,16]",
+        "algo.value_hidden_layer_sizes=[16,16]", "train.iterations_per_call=2",
+        "train.num_timesteps=1024", "train.eval_every=512", "train.checkpoint_every=512",
+        "train.num_eval_envs=4", "train.tensorboard=false",
+    ], preset="cpu")
+    return cfg
+
+
+def with_train(cfg: config.RunConfig, **changes) -> config.RunConfig:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+
+
+def with_algo(cfg: config.RunConfig, **changes) -> config.RunConfig:
+    return dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, **changes))

@@ -1,0 +1,102 @@
+"""The env contract, the classic envs and the wrappers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import envs_mjx
+from envs_mjx.registry import UnknownEnvError
+from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper
+
+ENV_NAMES = list(envs_mjx.list_envs())
+
+
+@pytest.fixture(scope="session")
+def batched_envs():
+    """name -> (jitted reset, jitted step) of 8 auto-resetting copies with 30-step episodes."""
+    compiled = {}
+    for name in ENV_NAMES:
+        env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=30)
+        compiled[name] = (env, jax.jit(env.reset), jax.jit(env.step))
+    return compiled
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_random_actions_run_without_nan_with_static_shapes(name, batched_envs):
+    env, reset, step = batched_envs[name]
+    state = reset(jax.random.split(jax.random.PRNGKey(0), 8))
+    def signature(tree):
+        return [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
+
+    shapes = signature(state)
+    key = jax.random.PRNGKey(1)
+    for _ in range(100):
+        key, key_action = jax.random.split(key)
+        state = step(state, jax.random.uniform(key_action, (8, env.action_size), minval=-1, maxval=1))
+        assert signature(state) == shapes
+    for leaf in jax.tree.leaves((state.obs, state.reward, state.metrics)):
+        assert np.all(np.isfinite(leaf))
+    assert state.obs.shape == (8, env.observation_size)
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_reset_and_step_are_deterministic_for_a_key(name, batched_envs):
+    env, reset, step = batched_envs[name]
+    keys = jax.random.split(jax.random.PRNGKey(3), 8)
+    action = jnp.full((8, env.action_size), 0.5)
+    a, b = step(reset(keys), action), step(reset(keys), action)
+    np.testing.assert_array_equal(a.obs, b.obs)
+    np.testing.assert_array_equal(a.reward, b.reward)
+    other = reset(jax.random.split(jax.random.PRNGKey(4), 8))
+    assert not np.array_equal(other.obs, a.obs)
+
+
+def test_cartpole_reward_prefers_upright_and_ends_each_step_undone():
+    env = envs_mjx.make("cartpole-balance")
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    upright = step(state, jnp.zeros(1))
+    hanging = step(state.replace(data=env.init_data(jnp.array([0.0, jnp.pi]), jnp.zeros(2))), jnp.zeros(1))
+    assert float(upright.reward) > 0.95
+    assert float(hanging.reward) < 0.05
+    assert float(upright.done) == 0.0
+
+
+def test_episode_wrapper_truncates_at_the_limit_and_sums_the_episode():
+    env = EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=5)
+    state = env.reset(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    rewards = []
+    for _ in range(5):
+        state = step(state, jnp.zeros(1))
+        rewards.append(float(state.reward))
+    assert float(state.done) == 1.0 and float(state.info["truncation"]) == 1.0
+    assert float(state.info["episode_metrics"]["length"]) == 5
+    np.testing.assert_allclose(float(state.info["episode_metrics"]["return"]), sum(rewards), rtol=1e-5)
+
+
+def test_auto_reset_keeps_final_obs_and_totals_then_starts_afresh():
+    env = AutoResetWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3))
+    step = jax.jit(env.step)
+    state = env.reset(jax.random.PRNGKey(0))
+    for _ in range(3):
+        state = step(state, jnp.ones(1))
+    assert float(state.done) == 1.0
+    # The final observation is kept; obs is a new episode's first observation.
+    assert not np.allclose(state.info["final_obs"], state.obs)
+    assert abs(float(state.obs[0])) <= 0.1  # cart back inside its initial range
+    assert float(state.info["episode_metrics"]["length"]) == 3
+    state = step(state, jnp.ones(1))
+    assert float(state.done) == 0.0
+    assert float(state.info["episode_metrics"]["length"]) == 1
+    assert float(state.info["steps"]) == 1
+    np.testing.assert_allclose(state.info["final_obs"], state.obs)
+
+
+def test_registry_errors_name_the_closest_env_and_field():
+    with pytest.raises(UnknownEnvError, match="did you mean 'cartpole-balance'"):
+        envs_mjx.make("cartpole-balanse")
+    with pytest.raises(TypeError, match="did you mean 'episode_length'"):
+        envs_mjx.make("cartpole-balance", episode_lenght=10)
+    assert envs_mjx.make("pendulum-swingup", episode_length=7).config.episode_length == 7
