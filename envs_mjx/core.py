@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +23,8 @@ from envs_mjx._mjx import mjx
 
 ASSETS = Path(__file__).parent / "assets"
 
-Observation = Union[jax.Array, Mapping[str, jax.Array]]
-ObservationSize = Union[int, Mapping[str, tuple]]
+Observation = jax.Array | Mapping[str, jax.Array]
+ObservationSize = int | Mapping[str, tuple]
 
 
 @struct.dataclass
@@ -82,7 +83,7 @@ class Env(abc.ABC):
         return obs.shape[-1]
 
     @property
-    def unwrapped(self) -> "Env":
+    def unwrapped(self) -> Env:
         return self
 
 

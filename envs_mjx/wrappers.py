@@ -16,7 +16,7 @@ Info keys the wrappers add (the names brax's trainers read):
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -137,7 +137,8 @@ class AutoResetWrapper(Wrapper):
         fresh = self.env.reset(key_reset)
 
         def pick(fresh_leaf, stepped_leaf):
-            done = jnp.reshape(stepped.done, stepped.done.shape + (1,) * (stepped_leaf.ndim - stepped.done.ndim))
+            extra_axes = (1,) * (stepped_leaf.ndim - stepped.done.ndim)
+            done = jnp.reshape(stepped.done, stepped.done.shape + extra_axes)
             return jnp.where(done > 0, fresh_leaf, stepped_leaf)
 
         data = jax.tree.map(pick, fresh.data, stepped.data)
@@ -162,7 +163,7 @@ def wrap_for_training(
     env: Env,
     episode_length: int,
     action_repeat: int = 1,
-    randomization_fn: Optional[Callable] = None,
+    randomization_fn: Callable | None = None,
 ) -> Env:
     """Batched, time-limited, self-resetting episodes (brax's `wrap_env_fn` signature)."""
     if randomization_fn is not None:

@@ -20,8 +20,9 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -103,7 +104,9 @@ def _coerce(value, tp, where: str):
             raise ConfigError(f"{where}: expected a list like [64, 64], got {value!r}")
         item_type = args[0] if len(args) == 2 and args[1] is Ellipsis else None
         if item_type is None:
-            return tuple(_coerce(v, t, where) for v, t in zip(value, args))
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(v, t, where) for v, t in zip(value, args, strict=True))
         return tuple(_coerce(v, item_type, where) for v in value)
     if tp is bool:
         if isinstance(value, bool):

@@ -21,7 +21,7 @@ class TanhNormal:
         self.squash = distrax.Block(distrax.Tanh(), ndims=1)
 
     @classmethod
-    def from_network_output(cls, output: jax.Array, min_std: float = 1e-3) -> "TanhNormal":
+    def from_network_output(cls, output: jax.Array, min_std: float = 1e-3) -> TanhNormal:
         """Split [..., 2 * action] into mean and softplus-positive std."""
         loc, raw_scale = jnp.split(output, 2, axis=-1)
         return cls(loc, jax.nn.softplus(raw_scale) + min_std)

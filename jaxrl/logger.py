@@ -40,7 +40,8 @@ class RunLogger:
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
 
-            self._writer = SummaryWriter(str(self.run_dir), purge_step=start_steps + 1 if start_call else None)
+            purge_step = start_steps + 1 if start_call else None  # drop events the crash left behind
+            self._writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
         self._start_steps = start_steps
         self._start_time = time.monotonic()
         self._last_plain = -math.inf
@@ -107,7 +108,7 @@ def plot_learning_curve(metrics_path: Path, png_path: Path) -> None:
                               ("eval/episode_return", "evaluation (deterministic)", "o-")):
         points = [(r["env_steps"], r[key]) for r in records if key in r]
         if points:
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, style, label=label, markersize=4)
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return")

@@ -17,8 +17,8 @@ import datetime
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +102,7 @@ def find_non_finite(record: dict, params) -> str | None:
             return f"metric {key} = {value}"
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     finite = jax.device_get([jnp.all(jnp.isfinite(leaf)) for _, leaf in leaves])
-    for (path, _), ok in zip(leaves, finite):
+    for (path, _), ok in zip(leaves, finite, strict=True):
         if not ok:
             return f"parameter {jax.tree_util.keystr(path)}"
     return None

@@ -7,6 +7,10 @@
   train_step(state, env, cfg) -> (state, metrics)     pure; jit-compiled once
   policy_params(state) -> params          what `policy` and export need
   policy(params, obs, key=None) -> action deterministic without a key
+
+A TrainState is a pytree with at least `params` (what the loop checks for
+NaN) and `iteration` (an int32 count of train_step calls), and reports
+finished episodes as metrics "episode_sum/<name>" and "episode_count".
 """
 
 from __future__ import annotations
