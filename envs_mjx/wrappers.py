@@ -1,7 +1,7 @@
 """Wrappers that turn one environment into a batch of self-resetting episodes.
 
-Order for training (innermost first): EpisodeWrapper -> AutoResetWrapper ->
-VmapWrapper; `wrap_for_training` builds it and has the signature brax's
+Order for training (innermost first): EpisodeWrapper -> VmapWrapper ->
+AutoResetWrapper; `wrap_for_training` builds it and has the signature brax's
 trainers expect of `wrap_env_fn`, so brax can train our envs too.
 
 Info keys the wrappers add (the names brax's trainers read):
@@ -119,34 +119,41 @@ class EpisodeWrapper(Wrapper):
 class AutoResetWrapper(Wrapper):
     """Starts a new episode (with a fresh random draw) wherever `done` is set.
 
-    Unlike caching the first state, every episode gets its own initial state
-    and its own randomization. The pre-reset observation stays in
-    info["final_obs"]; reward, done and metrics stay those of the final step.
+    Wraps a *batched* env (a VmapWrapper): the reset is computed only on steps
+    where some env of the batch finished, a real branch that skips the reset's
+    physics on the other steps. Unlike caching the first state, every episode
+    gets its own initial state and randomization. The pre-reset observation
+    stays in info["final_obs"]; reward, done and metrics stay those of the
+    final step.
     """
 
     def reset(self, key: jax.Array) -> State:
-        key, key_reset = jax.random.split(key)
-        state = self.env.reset(key_reset)
-        info = dict(state.info, final_obs=state.obs, autoreset_key=key)
+        keys = jax.vmap(jax.random.split)(key)  # [batch, 2, 2]
+        state = self.env.reset(keys[:, 1])
+        info = dict(state.info, final_obs=state.obs, autoreset_key=keys[:, 0])
         return state.replace(info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
-        key, key_reset = jax.random.split(state.info["autoreset_key"])
+        keys = jax.vmap(jax.random.split)(state.info["autoreset_key"])
+        key_next, key_reset = keys[:, 0], keys[:, 1]
         inner_info = {k: v for k, v in state.info.items() if k not in ("final_obs", "autoreset_key")}
         stepped = self.env.step(state.replace(info=inner_info), action)
-        fresh = self.env.reset(key_reset)
 
-        def pick(fresh_leaf, stepped_leaf):
-            extra_axes = (1,) * (stepped_leaf.ndim - stepped.done.ndim)
-            done = jnp.reshape(stepped.done, stepped.done.shape + extra_axes)
-            return jnp.where(done > 0, fresh_leaf, stepped_leaf)
+        def start_new_episodes(stepped: State) -> State:
+            fresh = self.env.reset(key_reset)
 
-        data = jax.tree.map(pick, fresh.data, stepped.data)
-        obs = jax.tree.map(pick, fresh.obs, stepped.obs)
-        info = {k: jax.tree.map(pick, fresh.info[k], v) if k not in EPISODE_KEYS else v
-                for k, v in stepped.info.items()}
-        info.update(final_obs=stepped.obs, autoreset_key=key)
-        return stepped.replace(data=data, obs=obs, info=info)
+            def pick(fresh_leaf, stepped_leaf):
+                extra_axes = (1,) * (stepped_leaf.ndim - stepped.done.ndim)
+                done = jnp.reshape(stepped.done, stepped.done.shape + extra_axes)
+                return jnp.where(done > 0, fresh_leaf, stepped_leaf)
+
+            info = {k: jax.tree.map(pick, fresh.info[k], v) if k not in EPISODE_KEYS else v
+                    for k, v in stepped.info.items()}
+            return stepped.replace(data=jax.tree.map(pick, fresh.data, stepped.data),
+                                   obs=jax.tree.map(pick, fresh.obs, stepped.obs), info=info)
+
+        new = jax.lax.cond(jnp.any(stepped.done > 0), start_new_episodes, lambda s: s, stepped)
+        return new.replace(info=dict(new.info, final_obs=stepped.obs, autoreset_key=key_next))
 
 
 class VmapWrapper(Wrapper):
@@ -171,7 +178,7 @@ def wrap_for_training(
             "randomization_fn is not supported by envs_mjx.wrap_for_training; "
             "randomize inside the env's reset instead"
         )
-    return VmapWrapper(AutoResetWrapper(EpisodeWrapper(env, episode_length, action_repeat)))
+    return AutoResetWrapper(VmapWrapper(EpisodeWrapper(env, episode_length, action_repeat)))
 
 
 def wrap_for_eval(env: Env, episode_length: int) -> Env:

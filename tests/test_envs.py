@@ -7,7 +7,7 @@ import pytest
 
 import envs_mjx
 from envs_mjx.registry import UnknownEnvError
-from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper
+from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper, VmapWrapper
 
 ENV_NAMES = list(envs_mjx.list_envs())
 
@@ -77,21 +77,39 @@ def test_episode_wrapper_truncates_at_the_limit_and_sums_the_episode():
 
 
 def test_auto_reset_keeps_final_obs_and_totals_then_starts_afresh():
-    env = AutoResetWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3))
+    env = AutoResetWrapper(VmapWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3)))
     step = jax.jit(env.step)
-    state = env.reset(jax.random.PRNGKey(0))
-    for _ in range(3):
-        state = step(state, jnp.ones(1))
-    assert float(state.done) == 1.0
+    state = env.reset(jax.random.split(jax.random.PRNGKey(0), 2))
+    push = jnp.ones((2, 1))
+    for _ in range(2):
+        state = step(state, push)
+        assert np.all(state.done == 0.0)
+        np.testing.assert_allclose(state.info["final_obs"], state.obs)  # nothing reset: the same
+    state = step(state, push)
+    assert np.all(state.done == 1.0)
     # The final observation is kept; obs is a new episode's first observation.
     assert not np.allclose(state.info["final_obs"], state.obs)
-    assert abs(float(state.obs[0])) <= 0.1  # cart back inside its initial range
-    assert float(state.info["episode_metrics"]["length"]) == 3
-    state = step(state, jnp.ones(1))
-    assert float(state.done) == 0.0
-    assert float(state.info["episode_metrics"]["length"]) == 1
-    assert float(state.info["steps"]) == 1
+    assert np.all(np.abs(state.obs[:, 0]) <= 0.1)  # carts back inside their initial range
+    assert np.all(state.info["episode_metrics"]["length"] == 3)
+    state = step(state, push)
+    assert np.all(state.done == 0.0)
+    assert np.all(state.info["episode_metrics"]["length"] == 1)
+    assert np.all(state.info["steps"] == 1)
     np.testing.assert_allclose(state.info["final_obs"], state.obs)
+
+
+def test_auto_reset_restarts_only_the_envs_that_finished():
+    env = AutoResetWrapper(VmapWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3)))
+    step = jax.jit(env.step)
+    state = env.reset(jax.random.split(jax.random.PRNGKey(0), 2))
+    state = step(state, jnp.ones((2, 1)))
+    # Pretend env 1 was already 2 steps in: it finishes one step before env 0.
+    state = state.replace(info=dict(state.info, steps=state.info["steps"].at[1].set(2.0)))
+    state = step(state, jnp.ones((2, 1)))
+    np.testing.assert_array_equal(state.done, [0.0, 1.0])
+    np.testing.assert_allclose(state.info["final_obs"][0], state.obs[0])
+    assert not np.allclose(state.info["final_obs"][1], state.obs[1])
+    assert float(state.info["steps"][0]) == 2.0
 
 
 def test_registry_errors_name_the_closest_env_and_field():
