@@ -144,7 +144,8 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     """Networks, optimizer and `num_envs` reset envs; `env` is batched (wrap_for_training)."""
     validate(cfg)
     key_policy, key_value, key_env, key_state = jax.random.split(key, 4)
-    env_state = env.reset(jax.random.split(key_env, cfg.num_envs))
+    # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
+    env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))
     one_obs = jax.tree.map(lambda x: x[0], env_state.obs)
     policy_spec = PolicySpec(tuple(cfg.policy_hidden_layer_sizes) + (2 * env.action_size,),
                              cfg.activation, cfg.policy_obs_key)
@@ -271,7 +272,15 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
 
     value_of = functools.partial(_value, state.params.value, state.value_spec, state.obs_stats)
     values = value_of(trajectory.obs)  # [T, B]
-    next_values = value_of(trajectory.final_obs)  # [T, B]
+    # The successor of step t is obs[t + 1] (the state after the rollout for the
+    # last t), except where an episode was truncated: there obs[t + 1] already
+    # belongs to the next episode and the bootstrap needs V(final_obs[t]).
+    # That second critic pass runs only when some episode was truncated.
+    shifted = jnp.concatenate([values[1:], value_of(env_state.obs)[None]])
+    next_values = jax.lax.cond(
+        jnp.any(trajectory.truncation > 0),
+        lambda: jnp.where(trajectory.truncation > 0, value_of(trajectory.final_obs), shifted),
+        lambda: shifted)
     terminations = trajectory.done * (1.0 - trajectory.truncation)
     advantages, returns = compute_gae(
         trajectory.reward * cfg.reward_scaling, values, next_values, terminations,
