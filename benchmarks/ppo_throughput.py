@@ -6,21 +6,17 @@ sizes and observation normalization, so the env work per step is identical and
 the ratio measures the learners. The figure is env steps per second of
 training: rollout + GAE + SGD, compilation and evaluation excluded.
 
-    python benchmarks/ppo_throughput.py                       # 64, 256, 1024 envs
-    python benchmarks/ppo_throughput.py --num-envs 256 --iterations 5 --repeats 2
+    python -m benchmarks.ppo_throughput                       # 64, 256, 1024 envs
+    python -m benchmarks.ppo_throughput --num-envs 256 --iterations 5 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +29,7 @@ import jax.numpy as jnp
 from brax.training.agents.ppo import networks as brax_networks
 from brax.training.agents.ppo import train as brax_ppo
 
+from benchmarks.machine import describe_machine
 from jaxrl.algos import ppo
 
 ENV_NAME = "cartpole-balance"
@@ -80,35 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if min(args.iterations, args.repeats) < 1 or args.brax_warmup_epochs < 0:
         parser.error("--iterations and --repeats must be >= 1, --brax-warmup-epochs >= 0")
     return args
-
-
-def machine_info() -> dict:
-    cpu_model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu_model = models[0] if models else ""
-    except OSError:
-        pass
-    versions = {}
-    for package in ("jax", "jaxlib", "brax", "mujoco", "mujoco-mjx", "flax", "optax"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": platform.processor() or cpu_model,
-        "cpu_model": cpu_model,
-        "uname": platform.uname()._asdict(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "jax_devices": [str(d) for d in jax.devices()],
-        "jax_backend": jax.default_backend(),
-        "python": sys.version.split()[0],
-        "versions": versions,
-    }
 
 
 def steps_per_chunk(num_envs: int, args) -> int:
@@ -200,7 +168,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     record = {
         "benchmark": "ppo_throughput",
-        "machine": machine_info(),
+        "machine": describe_machine(),
         "settings": {
             "env": ENV_NAME,
             "wrapper": "envs_mjx.wrap_for_training (both learners)",

@@ -1,0 +1,1 @@
+"""Throughput and learning benchmarks; run each as `python -m benchmarks.NAME`."""

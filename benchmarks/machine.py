@@ -1,0 +1,41 @@
+"""The machine description every benchmark record carries."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import sys
+
+import jax
+
+
+def describe_machine() -> dict:
+    """Where a figure was measured: CPU, cores, accelerator, package versions, date."""
+    cpu_model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu_model = models[0] if models else ""
+    except OSError:
+        pass
+    versions = {}
+    for package in ("jax", "jaxlib", "brax", "mujoco", "mujoco-mjx", "flax", "optax"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or cpu_model,
+        "cpu_model": cpu_model,
+        "uname": platform.uname()._asdict(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "jax_devices": [str(d) for d in jax.devices()],
+        "jax_backend": jax.default_backend(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+    }
