@@ -26,21 +26,24 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, start_call: int = 0,
-                 tensorboard: bool = True, console: Console | None = None):
+    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0,
+                 resume_call: int | None = None, tensorboard: bool = True, console: Console | None = None):
+        """`resume_call`: the device call a resumed run restarts after (None: a fresh run)."""
         self.run_dir = Path(run_dir)
         self.console = console or Console()
         self.metrics_path = self.run_dir / "metrics.jsonl"
         # On resume, records past the restored checkpoint were computed by the
         # crashed process and will be computed again: drop them.
-        kept = [r for r in read_metrics(self.metrics_path) if r["call"] <= start_call]
+        kept = [] if resume_call is None else [
+            r for r in read_metrics(self.metrics_path) if r["call"] <= resume_call]
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.metrics_path.open("a")
         self._writer = None
         if tensorboard:
             from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
 
-            purge_step = start_steps + 1 if start_call else None  # drop events the crash left behind
+            # Drop the events a crashed process wrote past the checkpoint.
+            purge_step = None if resume_call is None else start_steps + 1
             self._writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
         self._start_steps = start_steps
         self._start_time = time.monotonic()

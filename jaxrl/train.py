@@ -134,6 +134,10 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     """
     console = console or Console()
     run_dir = Path(run_dir)
+    if not resume and (run_dir / "checkpoints").exists():
+        raise config.ConfigError(
+            f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
+            f"choose another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(cfg, run_dir / "config.yaml")
     algo = algos.get(cfg.algo_name)
@@ -171,8 +175,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                   f"{algo.steps_per_iteration(cfg.algo):,} env steps per device call, "
                   f"{total_calls - start_call} calls to go")
 
-    logger = RunLogger(run_dir, total_calls * steps_per_call, start_call * steps_per_call, start_call,
-                       tc.tensorboard, console)
+    logger = RunLogger(run_dir, total_calls * steps_per_call, start_call * steps_per_call,
+                       start_call if resume else None, tc.tensorboard, console)
 
     def meta(call):
         return {"call": call, "env_steps": call * steps_per_call, "best_eval_return": best_return}
@@ -190,7 +194,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     run_seconds = 0.0
     try:
         with _sigterm_as_interrupt():
-            if start_call == 0:
+            if not resume:
                 record = {"call": 0, "env_steps": 0}
                 run_eval(0, record)
                 last_eval = {k: v for k, v in record.items() if k.startswith("eval/")}

@@ -65,6 +65,14 @@ def test_interrupted_then_resumed_run_matches_unbroken_run(tiny_config, unbroken
     assert reproducible(read_metrics(tmp_path / "metrics.jsonl")) == want
 
 
+def test_a_fresh_run_never_overwrites_an_existing_one(tiny_config, unbroken_run, capsys):
+    run_dir = unbroken_run[0]
+    before = (run_dir / "metrics.jsonl").read_text()
+    assert cli.main(["train", "cartpole-balance", "ppo", f"run_dir={run_dir}"]) == cli.EXIT_USAGE
+    assert "already holds a run" in capsys.readouterr().out
+    assert (run_dir / "metrics.jsonl").read_text() == before
+
+
 def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
     events = []
     first_call_done = []
