@@ -181,7 +181,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     def meta(call):
         return {"call": call, "env_steps": call * steps_per_call, "best_eval_return": best_return}
 
-    def run_eval(call, record):
+    def run_eval(call, record) -> dict:
+        """Evaluate `state`, add the results to `record`, keep a best checkpoint; the results."""
         nonlocal best_return
         results = {k: float(v) for k, v in evaluate(algo.policy_params(state),
                                                       jax.random.fold_in(key_eval, call)).items()}
@@ -189,15 +190,14 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         if results["eval/episode_return"] > best_return:
             best_return = results["eval/episode_return"]
             checkpointer.save_best(call, state, meta(call), best_return)
+        return results
 
-    status, last_eval, call = "finished", {}, start_call
-    run_seconds = 0.0
+    status, last_eval, run_seconds = "finished", {}, 0.0
     try:
         with _sigterm_as_interrupt():
             if not resume:
                 record = {"call": 0, "env_steps": 0}
-                run_eval(0, record)
-                last_eval = {k: v for k, v in record.items() if k.startswith("eval/")}
+                last_eval = run_eval(0, record)
                 logger.log(record)
             for call in range(start_call + 1, total_calls + 1):
                 call_started = time.monotonic()
@@ -218,8 +218,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                               **{"time/sps": steps_per_call / call_seconds,
                                  "time/elapsed": time.monotonic() - started})
                 if call % eval_calls == 0 or call == total_calls:
-                    run_eval(call, record)
-                    last_eval = {k: v for k, v in record.items() if k.startswith("eval/")}
+                    last_eval = run_eval(call, record)
                 if call % checkpoint_calls == 0 or call == total_calls:
                     checkpointer.save(call, state, meta(call))
                 logger.log(record)
