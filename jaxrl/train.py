@@ -139,7 +139,6 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
             f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
             f"choose another run_dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(cfg, run_dir / "config.yaml")
     algo = algos.get(cfg.algo_name)
     tc = cfg.train
     train_env, eval_env = make_envs(cfg)
@@ -158,9 +157,14 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     if resume:
         state, meta = checkpointer.restore(jax.eval_shape(init, key_init))
         start_call, best_return = meta["call"], meta["best_eval_return"]
+        if start_call >= total_calls:
+            raise config.ConfigError(
+                f"{run_dir} is already trained to {start_call * steps_per_call:,} env steps; to train "
+                f"longer, resume with a larger train.num_timesteps=N")
         console.print(f"resuming from checkpoint at {start_call * steps_per_call:,} env steps")
     else:
         state = init(key_init)
+    config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
 
     def run_iterations(state):
         return jax.lax.scan(lambda s, _: algo.train_step(s, train_env, cfg.algo), state, None,

@@ -73,6 +73,17 @@ def test_a_fresh_run_never_overwrites_an_existing_one(tiny_config, unbroken_run,
     assert (run_dir / "metrics.jsonl").read_text() == before
 
 
+def test_resuming_a_finished_run_says_how_to_train_longer(unbroken_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "finished"
+    shutil.copytree(unbroken_run[0], run_dir)
+    assert cli.main(["train", "--resume", str(run_dir)]) == cli.EXIT_USAGE
+    assert "already trained to 1,024 env steps" in capsys.readouterr().out
+    assert cli.main(["train", "--resume", str(run_dir), "train.num_timesteps=1536"]) == 0
+    assert read_metrics(run_dir / "metrics.jsonl")[-1]["env_steps"] == 1536
+
+
 def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
     events = []
     first_call_done = []
