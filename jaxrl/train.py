@@ -158,6 +158,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         state, meta = checkpointer.restore(jax.eval_shape(init, key_init))
         start_call, best_return = meta["call"], meta["best_eval_return"]
         if start_call >= total_calls:
+            checkpointer.close()
             raise config.ConfigError(
                 f"{run_dir} is already trained to {start_call * steps_per_call:,} env steps; to train "
                 f"longer, resume with a larger train.num_timesteps=N")
