@@ -9,6 +9,7 @@ because it is an `mjx.Data`.
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,10 +95,21 @@ class MjxEnv(Env):
     actions in [-1, 1] to controls; this class owns the model and the stepping.
     """
 
-    def __init__(self, xml_path: Path, config: EnvConfig, n_substeps: int = 1):
+    def __init__(self, model: Path | mujoco.MjModel, config: EnvConfig, n_substeps: int = 1,
+                 mjx_sensors: bool = True):
+        """`model`: an MJCF path, or an MjModel the subclass has already edited (e.g. terrain).
+
+        `mjx_sensors=False` makes MJX skip the MJCF's sensors on every physics step, for
+        envs that read what they need from the state directly; `mj_model` (plain
+        MuJoCo, used for playback) keeps them.
+        """
         self.config = config
-        self.mj_model = mujoco.MjModel.from_xml_path(str(xml_path))
-        self.mjx_model = mjx.put_model(self.mj_model)
+        self.mj_model = model if isinstance(model, mujoco.MjModel) else mujoco.MjModel.from_xml_path(str(model))
+        mjx_source = self.mj_model
+        if not mjx_sensors:
+            mjx_source = copy.copy(self.mj_model)
+            mjx_source.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
+        self.mjx_model = mjx.put_model(mjx_source)
         self.n_substeps = n_substeps
         # Controls are scaled from [-1, 1] to each actuator's ctrlrange.
         low, high = self.mj_model.actuator_ctrlrange.T
@@ -115,14 +127,17 @@ class MjxEnv(Env):
     def action_to_ctrl(self, action: jax.Array) -> jax.Array:
         return self._ctrl_mid + self._ctrl_half * jnp.clip(action, -1.0, 1.0)
 
-    def init_data(self, qpos: jax.Array, qvel: jax.Array) -> Any:
-        """Physics state at (qpos, qvel) with derived quantities computed."""
-        data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
-        return mjx.forward(self.mjx_model, data)
+    def init_data(self, qpos: jax.Array, qvel: jax.Array, model: Any = None) -> Any:
+        """Physics state at (qpos, qvel) with derived quantities computed.
 
-    def physics_step(self, data: Any, ctrl: jax.Array) -> Any:
-        """`n_substeps` MJX steps holding `ctrl` fixed."""
+        `model` defaults to the nominal model; randomized envs pass their episode's.
+        """
+        model = self.mjx_model if model is None else model
+        data = mjx.make_data(model).replace(qpos=qpos, qvel=qvel)
+        return mjx.forward(model, data)
+
+    def physics_step(self, data: Any, ctrl: jax.Array, model: Any = None) -> Any:
+        """`n_substeps` MJX steps holding `ctrl` fixed (`model` as in `init_data`)."""
+        model = self.mjx_model if model is None else model
         data = data.replace(ctrl=ctrl)
-        return jax.lax.fori_loop(
-            0, self.n_substeps, lambda _, d: mjx.step(self.mjx_model, d), data
-        )
+        return jax.lax.fori_loop(0, self.n_substeps, lambda _, d: mjx.step(model, d), data)

@@ -22,6 +22,10 @@ _ENVS: dict[str, EnvSpec] = {
                                 "keep a pole upright on a cart (max return 1000)"),
     "pendulum-swingup": EnvSpec("envs_mjx.classic.pendulum", "PendulumSwingup", "PendulumConfig",
                                 "swing a torque-limited pendulum up and hold it (sparse)"),
+    "go1-joystick": EnvSpec("envs_mjx.go1.joystick", "Go1Joystick", "Go1JoystickConfig",
+                            "Unitree Go1 walks, turns and strafes on command, flat floor"),
+    "go1-joystick-rough": EnvSpec("envs_mjx.go1.joystick", "Go1Joystick", "Go1JoystickRoughConfig",
+                                  "Unitree Go1 joystick on procedural rough ground"),
 }
 
 

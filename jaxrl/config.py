@@ -10,7 +10,7 @@ A recipe (configs/<env>_<algo>.yaml) has the sections
     cpu:   {algo: {...}, ...}      # applied on top when JAX finds no accelerator
 
 Overrides are `section.field=value`, or a bare `field=value` when exactly one
-section has that field. Every key is checked: an unknown one is an error that
+section has that field; groups of settings nest (`env.rewards.torques=-1e-4`). Every key is checked: an unknown one is an error that
 names the closest valid key, a wrong type names the field and the type wanted.
 """
 
@@ -108,6 +108,8 @@ def _coerce(value, tp, where: str):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
             return tuple(_coerce(v, t, where) for v, t in zip(value, args, strict=True))
         return tuple(_coerce(v, item_type, where) for v in value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)  # a group of settings, e.g. env.rewards
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -179,30 +181,57 @@ def _section_classes(env_name: str, algo_name: str) -> dict[str, type]:
             "train": TrainConfig}
 
 
+def _override_path(key: str, classes: Mapping[str, type]) -> list[str]:
+    """The full path [section, field, (subfield...)] that override `key` names, checked field by field.
+
+    `key` may start with its section (algo.learning_rate) or leave it out when
+    exactly one section has that first field (learning_rate, rewards.torques).
+    """
+    parts = key.split(".")
+    if parts[0] in classes:
+        section, names = parts[0], parts[1:]
+        if not names:
+            raise ConfigError(f"{key!r} names a section, not a setting (e.g. {key}.FIELD=value)")
+    else:
+        owners = [s for s, cls in classes.items() if parts[0] in {f.name for f in dataclasses.fields(cls)}]
+        if len(owners) > 1:
+            raise ConfigError(f"{parts[0]!r} is in several sections; write one of "
+                              f"{', '.join(f'{s}.{key}' for s in owners)}")
+        if not owners:
+            if len(parts) > 1:
+                raise ConfigError(f"unknown section {parts[0]!r} in {key!r}{_closest_hint(parts[0], classes)} "
+                                  f"Sections: {', '.join(classes)}")
+            every = [f"{s}.{f.name}" for s, cls in classes.items() for f in dataclasses.fields(cls)]
+            names = {e.split(".", 1)[1]: e for e in every}
+            close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
+            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            raise ConfigError(f"unknown key {key!r}{hint} (`jaxrl list` shows the configs)")
+        section, names = owners[0], parts
+    cls, where = classes[section], section
+    for depth, name in enumerate(names):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if name not in fields:
+            raise ConfigError(f"unknown key {where}.{name}{_closest_hint(name, fields)} "
+                              f"Valid keys of {where}: {', '.join(sorted(fields))}")
+        where = f"{where}.{name}"
+        field_type = typing.get_type_hints(cls)[name]
+        if depth < len(names) - 1:
+            if not dataclasses.is_dataclass(field_type):
+                raise ConfigError(f"{where} is a single setting, not a group: write {where}=value")
+            cls = field_type
+    return [section, *names]
+
+
 def apply_overrides(tree: dict, overrides, classes: Mapping[str, type]) -> dict:
     """Fold `key=value` strings into the section tree."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.seed=1)")
         key, text = item.split("=", 1)
-        section, _, field = key.rpartition(".")
-        if section:
-            if section not in classes:
-                raise ConfigError(f"unknown section {section!r} in {key!r}{_closest_hint(section, classes)} "
-                                  f"Sections: {', '.join(classes)}")
-        else:
-            owners = [s for s, cls in classes.items() if field in {f.name for f in dataclasses.fields(cls)}]
-            if len(owners) > 1:
-                raise ConfigError(f"{field!r} is in several sections; write one of "
-                                  f"{', '.join(f'{s}.{field}' for s in owners)}")
-            if not owners:
-                every = [f"{s}.{f.name}" for s, cls in classes.items() for f in dataclasses.fields(cls)]
-                names = {e.split(".", 1)[1]: e for e in every}
-                close = difflib.get_close_matches(field, list(names), n=1, cutoff=0.5)
-                hint = f"; did you mean {names[close[0]]!r}?" if close else ""
-                raise ConfigError(f"unknown key {field!r}{hint} (`jaxrl list` shows the configs)")
-            section = owners[0]
-        tree = _merge(tree, {section: {field: parse_value(text)}})
+        nested = parse_value(text)
+        for name in reversed(_override_path(key, classes)):
+            nested = {name: nested}
+        tree = _merge(tree, nested)
     return tree
 
 

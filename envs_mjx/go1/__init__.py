@@ -1,0 +1,1 @@
+"""Unitree Go1 environments: joystick locomotion on flat and rough ground."""
