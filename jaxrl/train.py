@@ -204,6 +204,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                 record = {"call": 0, "env_steps": 0}
                 last_eval = run_eval(0, record)
                 logger.log(record)
+                if on_record is not None:
+                    on_record(record)
             for call in range(start_call + 1, total_calls + 1):
                 call_started = time.monotonic()
                 new_state, stacked = run_call(state)

@@ -1,0 +1,121 @@
+"""PPO on go1-joystick: episode return and velocity-tracking error against env steps and wall-clock.
+
+Runs the recipe (configs/go1_joystick_ppo.yaml) exactly as `jaxrl train` does,
+with the preset the machine calls for (the GPU recipe with an accelerator, the
+CPU preset without), and records every logged point. The tracking error is the
+mean over an episode's steps of |command_xy - body velocity_xy| (m/s), from
+the deterministic evaluations and from the training episodes.
+
+    python -m benchmarks.go1_learning_curve [--preset auto|cpu|full] [--env-steps N] [override ...]
+
+Writes benchmarks/results/go1_learning_curve_<cpu|gpu>.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--env", default="go1-joystick")
+    parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
+    parser.add_argument("--env-steps", type=int, default=None, help="train.num_timesteps (default: the recipe's)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/go1_learning_curve_<device>.json)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
+    return parser.parse_args(argv)
+
+
+def tracking_error(record: dict, prefix: str) -> float | None:
+    """Per-step mean of the episode-summed lin_vel_error metric."""
+    total, length = record.get(f"{prefix}/lin_vel_error"), record.get(f"{prefix}/episode_length")
+    return total / length if total is not None and length else None
+
+
+def plot(curve: list[dict], title: str, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for column, (x_key, x_label) in enumerate((("env_steps", "env steps"), ("seconds", "wall-clock seconds"))):
+        for row, (y_key, y_label) in enumerate((("return", "episode return"),
+                                                ("tracking_error", "lin. velocity tracking error (m/s)"))):
+            ax = axes[row, column]
+            for prefix, style in (("train", "-"), ("eval", "o-")):
+                points = [(p[x_key], p[f"{prefix}_{y_key}"]) for p in curve if p.get(f"{prefix}_{y_key}") is not None]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    ax.plot(xs, ys, style, markersize=3, label="training episodes" if prefix == "train"
+                            else "evaluation (deterministic)")
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from benchmarks.machine import describe_machine
+    from jaxrl import config, runtime
+    from jaxrl.train import train
+
+    runtime.configure_jax()
+    preset = args.preset if args.preset != "auto" else ("full" if runtime.has_accelerator() else "cpu")
+    overrides = ["train.tensorboard=false", *args.overrides]
+    if args.env_steps is not None:
+        overrides.append(f"train.num_timesteps={args.env_steps}")
+    cfg = config.load(args.env, "ppo", preset=preset, overrides=overrides)
+
+    curve: list[dict] = []
+    started = time.monotonic()
+
+    def on_record(record):
+        curve.append({
+            "env_steps": record["env_steps"], "seconds": time.monotonic() - started,
+            "train_return": record.get("train/episode_return"), "eval_return": record.get("eval/episode_return"),
+            "train_tracking_error": tracking_error(record, "train"),
+            "eval_tracking_error": tracking_error(record, "eval"),
+            "eval_episode_length": record.get("eval/episode_length"), "sps": record.get("time/sps"),
+        })
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = train(cfg, Path(run_dir) / "run", on_record=on_record)
+    device = "gpu" if runtime.has_accelerator() else "cpu"
+    out = args.out or RESULTS / f"go1_learning_curve_{device}.json"
+    evals = [p for p in curve if p["eval_return"] is not None]
+    summary = {
+        "benchmark": "go1_learning_curve", "env": args.env, "preset": preset, "overrides": overrides,
+        "machine": describe_machine(),
+        "wall_clock_seconds": time.monotonic() - started, "compile_seconds": result.compile_seconds,
+        "train_seconds": result.run_seconds, "env_steps": result.env_steps,
+        "steps_per_second": result.env_steps / max(result.run_seconds, 1e-9),
+        "first_eval": evals[0] if evals else None, "last_eval": evals[-1] if evals else None,
+        "best_eval_return": max((p["eval_return"] for p in evals), default=None),
+        "curve": curve,
+        "config": config.as_dict(cfg.algo) | {"train": config.as_dict(cfg.train)},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1))
+    plot(curve, f"PPO on {args.env} ({preset} preset, {device}): {result.env_steps:,} steps in "
+                f"{summary['wall_clock_seconds'] / 60:.1f} min", out.with_suffix(".png"))
+    print(json.dumps({k: summary[k] for k in ("wall_clock_seconds", "env_steps", "steps_per_second",
+                                              "first_eval", "last_eval", "best_eval_return")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
