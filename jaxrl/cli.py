@@ -153,7 +153,15 @@ def _list(console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # key=value overrides may also follow options (`train ENV ALGO --preset cpu num_envs=64`),
+    # which argparse alone would reject.
+    args, extra = parser.parse_known_args(argv)
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    if len(overrides) < len(extra) or (overrides and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.args += overrides
     # XLA's C++ logger reports benign CPU-feature mismatches each time it loads
     # a cached executable; keep its output to fatal errors unless asked for.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -6,8 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA c
 
 import dataclasses
 
+import jax
 import pytest
 
+import envs_mjx
 from jaxrl import config, runtime
 
 runtime.configure_jax()  # persistent compilation cache: repeated CI runs skip XLA
@@ -32,3 +34,17 @@ def with_train(cfg: config.RunConfig, **changes) -> config.RunConfig:
 
 def with_algo(cfg: config.RunConfig, **changes) -> config.RunConfig:
     return dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, **changes))
+
+
+ENV_NAMES = list(envs_mjx.list_envs())
+NUM_ENVS = 64
+
+
+@pytest.fixture(scope="session")
+def batched_envs():
+    """name -> (env, jitted reset, jitted step): 64 auto-resetting copies with 200-step episodes."""
+    compiled = {}
+    for name in ENV_NAMES:
+        env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=200)
+        compiled[name] = (env, jax.jit(env.reset), jax.jit(env.step))
+    return compiled

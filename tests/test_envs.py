@@ -10,46 +10,40 @@ from envs_mjx.registry import UnknownEnvError
 from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper, VmapWrapper
 
 ENV_NAMES = list(envs_mjx.list_envs())
+NUM_ENVS = 64  # the batch of the batched_envs fixture (conftest.py)
 
 
-@pytest.fixture(scope="session")
-def batched_envs():
-    """name -> (jitted reset, jitted step) of 8 auto-resetting copies with 30-step episodes."""
-    compiled = {}
-    for name in ENV_NAMES:
-        env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=30)
-        compiled[name] = (env, jax.jit(env.reset), jax.jit(env.step))
-    return compiled
+def signature(tree):
+    return [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
-def test_random_actions_run_without_nan_with_static_shapes(name, batched_envs):
+def test_500_random_action_steps_run_without_nan_with_static_shapes(name, batched_envs):
     env, reset, step = batched_envs[name]
-    state = reset(jax.random.split(jax.random.PRNGKey(0), 8))
-    def signature(tree):
-        return [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
-
+    state = reset(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     shapes = signature(state)
     key = jax.random.PRNGKey(1)
-    for _ in range(100):
+    for _ in range(500):  # past the 200-step limit: auto-resets happen on the way
         key, key_action = jax.random.split(key)
-        state = step(state, jax.random.uniform(key_action, (8, env.action_size), minval=-1, maxval=1))
+        state = step(state, jax.random.uniform(key_action, (NUM_ENVS, env.action_size), minval=-1, maxval=1))
         assert signature(state) == shapes
     for leaf in jax.tree.leaves((state.obs, state.reward, state.metrics)):
         assert np.all(np.isfinite(leaf))
-    assert state.obs.shape == (8, env.observation_size)
+    obs_size = env.observation_size
+    expected = {k: (NUM_ENVS, *v) for k, v in obs_size.items()} if isinstance(obs_size, dict) else (
+        NUM_ENVS, obs_size)
+    assert jax.tree.map(lambda x: x.shape, state.obs) == expected
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_reset_and_step_are_deterministic_for_a_key(name, batched_envs):
     env, reset, step = batched_envs[name]
-    keys = jax.random.split(jax.random.PRNGKey(3), 8)
-    action = jnp.full((8, env.action_size), 0.5)
+    keys = jax.random.split(jax.random.PRNGKey(3), NUM_ENVS)
+    action = jnp.full((NUM_ENVS, env.action_size), 0.5)
     a, b = step(reset(keys), action), step(reset(keys), action)
-    np.testing.assert_array_equal(a.obs, b.obs)
-    np.testing.assert_array_equal(a.reward, b.reward)
-    other = reset(jax.random.split(jax.random.PRNGKey(4), 8))
-    assert not np.array_equal(other.obs, a.obs)
+    jax.tree.map(np.testing.assert_array_equal, (a.obs, a.reward, a.info), (b.obs, b.reward, b.info))
+    other = reset(jax.random.split(jax.random.PRNGKey(4), NUM_ENVS))
+    assert not np.array_equal(jax.tree.leaves(other.obs)[0], jax.tree.leaves(a.obs)[0])
 
 
 def test_cartpole_reward_prefers_upright_and_ends_each_step_undone():

@@ -119,6 +119,10 @@ class Go1Joystick(MjxEnv):
         self._calves = np.array([model.body(f"{leg}_calf").id for leg in LEGS])
         self._home_qpos = jnp.asarray(model.key("home").qpos, jnp.float32)
         self._home_joints = self._home_qpos[7:]
+        home = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, home, model.key("home").id)
+        mujoco.mj_kinematics(model, home)
+        self._home_feet_xy = jnp.asarray(home.site_xpos[self._feet, :2] - home.qpos[:2], jnp.float32)
         low, high = model.jnt_range[1:].T  # joint 0 is the trunk's free joint
         self._joint_low, self._joint_high = jnp.asarray(low), jnp.asarray(high)
         mid, half = (high + low) / 2, (high - low) / 2 * config.soft_joint_limit
@@ -148,7 +152,10 @@ class Go1Joystick(MjxEnv):
         if cfg.terrain == "rough":
             xy = jax.random.uniform(key_xy, (2,), minval=-cfg.spawn_radius, maxval=cfg.spawn_radius)
         yaw = jax.random.uniform(key_yaw, minval=-jnp.pi, maxval=jnp.pi)
-        height = self._home_qpos[2] + self.ground.height_at(xy)
+        # Stand on the highest ground under the feet, so no foot starts buried deeper than on a floor.
+        turn = jnp.array([[jnp.cos(yaw), -jnp.sin(yaw)], [jnp.sin(yaw), jnp.cos(yaw)]])
+        feet_xy = xy + self._home_feet_xy @ turn.T
+        height = self._home_qpos[2] + jnp.max(self.ground.height_at(feet_xy))
         quat = jnp.array([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)])
         joints = self._home_joints + jax.random.uniform(
             key_joints, (12,), minval=-dr.init_joint_noise, maxval=dr.init_joint_noise)
