@@ -39,7 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="default: 128 256 512 1024 on a CPU, up to 8192 with an accelerator")
     parser.add_argument("--steps", type=int, default=100, help="control steps per timed call")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per figure; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per figure; the median is reported")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: results/env_throughput_<env>_<cpu|gpu>.json)")
@@ -114,7 +115,8 @@ def measure(variant: str, env_name: str, batch: int, steps: int, repeats: int) -
         started = time.monotonic()
         carry = jax.block_until_ready(compiled(carry))
         rates.append(batch * steps / (time.monotonic() - started))
-    return {"steps_per_second": statistics.median(rates), "per_call": rates, "compile_seconds": compile_seconds}
+    return {"steps_per_second": statistics.median(rates), "per_call": rates,
+            "compile_seconds": compile_seconds}
 
 
 def main(argv=None) -> None:
@@ -136,7 +138,8 @@ def main(argv=None) -> None:
             row[variant] = measure(variant, args.env, batch, args.steps, args.repeats)
         for variant in ("env", "training"):
             if variant in row and "physics" in row:
-                row[f"{variant}/physics"] = row[variant]["steps_per_second"] / row["physics"]["steps_per_second"]
+                physics = row["physics"]["steps_per_second"]
+                row[f"{variant}/physics"] = row[variant]["steps_per_second"] / physics
         rows.append(row)
         print(f"{batch:>6} " + " ".join(f"{row[v]['steps_per_second']:>16,.0f}" for v in args.variants))
     device = "gpu" if accelerator else "cpu"

@@ -28,8 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--env", default="go1-joystick")
     parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
-    parser.add_argument("--env-steps", type=int, default=None, help="train.num_timesteps (default: the recipe's)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default: results/go1_learning_curve_<device>.json)")
+    parser.add_argument("--env-steps", type=int, default=None,
+                        help="train.num_timesteps (default: the recipe's)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default: results/go1_learning_curve_<cpu|gpu>.json)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     return parser.parse_args(argv)
 
@@ -47,12 +49,14 @@ def plot(curve: list[dict], title: str, png_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for column, (x_key, x_label) in enumerate((("env_steps", "env steps"), ("seconds", "wall-clock seconds"))):
+    x_axes = (("env_steps", "env steps"), ("seconds", "wall-clock seconds"))
+    for column, (x_key, x_label) in enumerate(x_axes):
         for row, (y_key, y_label) in enumerate((("return", "episode return"),
                                                 ("tracking_error", "lin. velocity tracking error (m/s)"))):
             ax = axes[row, column]
             for prefix, style in (("train", "-"), ("eval", "o-")):
-                points = [(p[x_key], p[f"{prefix}_{y_key}"]) for p in curve if p.get(f"{prefix}_{y_key}") is not None]
+                y_name = f"{prefix}_{y_key}"
+                points = [(p[x_key], p[y_name]) for p in curve if p.get(y_name) is not None]
                 if points:
                     xs, ys = zip(*points, strict=True)
                     ax.plot(xs, ys, style, markersize=3, label="training episodes" if prefix == "train"
@@ -87,7 +91,8 @@ def main(argv=None) -> None:
     def on_record(record):
         curve.append({
             "env_steps": record["env_steps"], "seconds": time.monotonic() - started,
-            "train_return": record.get("train/episode_return"), "eval_return": record.get("eval/episode_return"),
+            "train_return": record.get("train/episode_return"),
+            "eval_return": record.get("eval/episode_return"),
             "train_tracking_error": tracking_error(record, "train"),
             "eval_tracking_error": tracking_error(record, "eval"),
             "eval_episode_length": record.get("eval/episode_length"), "sps": record.get("time/sps"),

@@ -104,7 +104,9 @@ class MjxEnv(Env):
         MuJoCo, used for playback) keeps them.
         """
         self.config = config
-        self.mj_model = model if isinstance(model, mujoco.MjModel) else mujoco.MjModel.from_xml_path(str(model))
+        if not isinstance(model, mujoco.MjModel):
+            model = mujoco.MjModel.from_xml_path(str(model))
+        self.mj_model = model
         mjx_source = self.mj_model
         if not mjx_sensors:
             mjx_source = copy.copy(self.mj_model)

@@ -10,8 +10,9 @@ A recipe (configs/<env>_<algo>.yaml) has the sections
     cpu:   {algo: {...}, ...}      # applied on top when JAX finds no accelerator
 
 Overrides are `section.field=value`, or a bare `field=value` when exactly one
-section has that field; groups of settings nest (`env.rewards.torques=-1e-4`). Every key is checked: an unknown one is an error that
-names the closest valid key, a wrong type names the field and the type wanted.
+section has that field; groups of settings nest (`env.rewards.torques=-1e-4`).
+Every key is checked: an unknown one is an error that names the closest valid
+key, a wrong type names the field and the type wanted.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def _override_path(key: str, classes: Mapping[str, type]) -> list[str]:
                               f"{', '.join(f'{s}.{key}' for s in owners)}")
         if not owners:
             if len(parts) > 1:
-                raise ConfigError(f"unknown section {parts[0]!r} in {key!r}{_closest_hint(parts[0], classes)} "
+                hint = _closest_hint(parts[0], classes)
+                raise ConfigError(f"unknown section {parts[0]!r} in {key!r}{hint} "
                                   f"Sections: {', '.join(classes)}")
             every = [f"{s}.{f.name}" for s, cls in classes.items() for f in dataclasses.fields(cls)]
             names = {e.split(".", 1)[1]: e for e in every}

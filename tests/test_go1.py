@@ -16,7 +16,8 @@ from jaxrl import cli, config
 from jaxrl.logger import read_metrics
 
 NOMINAL = Go1JoystickConfig(
-    randomization=RandomizationConfig(model=False, pushes=False, init_joint_noise=0.0, init_base_velocity=0.0))
+    randomization=RandomizationConfig(model=False, pushes=False, init_joint_noise=0.0,
+                                      init_base_velocity=0.0))
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +142,8 @@ def test_reward_terms_respond_to_what_they_measure(nominal_go1):
     # a reading with the FR knee at its upper limit.
     sensed = env._sense(standing.data)
     at_limit = dict(sensed, joint_pos=sensed["joint_pos"].at[2].set(env.mj_model.jnt_range[3, 1]))
-    args = (standing.info, jnp.zeros(12), jnp.ones(4, bool), jnp.zeros(4, bool), jnp.zeros(4), jnp.array(False))
+    contact, first_contact, air_time = jnp.ones(4, bool), jnp.zeros(4, bool), jnp.zeros(4)
+    args = (standing.info, jnp.zeros(12), contact, first_contact, air_time, jnp.array(False))
     assert float(env._reward_terms(standing.data, at_limit, *args)["joint_limits"]) > 0.0
     assert float(env._reward_terms(standing.data, sensed, *args)["joint_limits"]) == 0.0
 
@@ -203,7 +205,8 @@ def test_randomization_off_keeps_the_nominal_model(nominal_go1):
 
 def test_pushes_shove_the_trunk_for_their_duration():
     cfg = dataclasses.replace(NOMINAL, randomization=dataclasses.replace(
-        NOMINAL.randomization, pushes=True, push_interval=(0.1, 0.1), push_force=(50.0, 50.0), push_duration=0.1))
+        NOMINAL.randomization, pushes=True, push_interval=(0.1, 0.1), push_force=(50.0, 50.0),
+        push_duration=0.1))
     env = envs_mjx.make("go1-joystick", cfg)
     state, step = jax.jit(env.reset)(jax.random.PRNGKey(0)), jax.jit(env.step)
     forces = []

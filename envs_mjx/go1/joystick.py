@@ -24,7 +24,7 @@ import numpy as np
 
 from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
 from envs_mjx.go1 import randomize, terrain
-from envs_mjx.go1.randomize import ModelParams, RandomizationConfig
+from envs_mjx.go1.randomize import RandomizationConfig
 from envs_mjx.go1.terrain import HeightMap, TerrainConfig
 
 LEGS = ("FR", "FL", "RR", "RL")
@@ -138,7 +138,7 @@ class Go1Joystick(MjxEnv):
         self._command_steps = _steps(commands.resample_interval, self.dt)
         dr = config.randomization
         self._push_steps = _steps(dr.push_duration, self.dt)
-        self._push_interval_steps = (_steps(dr.push_interval[0], self.dt), _steps(dr.push_interval[1], self.dt))
+        self._push_interval_steps = tuple(_steps(seconds, self.dt) for seconds in dr.push_interval)
 
     # ----------------------------------------------------------------- episode
 

@@ -71,7 +71,8 @@ def sample(key: jax.Array, model, cfg: RandomizationConfig, trunk_id: int) -> Mo
     keys = jax.random.split(key, 7)
     nbody, nv, nu = model.body_mass.shape[0], model.dof_armature.shape[0], model.actuator_gainprm.shape[0]
     friction = params.geom_friction.at[:, 0].set(_uniform(keys[0], cfg.friction))
-    link_scale = jnp.where(jnp.arange(nbody) > trunk_id, _uniform(keys[1], cfg.link_mass_scale, (nbody,)), 1.0)
+    is_link = jnp.arange(nbody) > trunk_id
+    link_scale = jnp.where(is_link, _uniform(keys[1], cfg.link_mass_scale, (nbody,)), 1.0)
     body_mass = (params.body_mass * link_scale).at[trunk_id].add(_uniform(keys[2], cfg.trunk_mass_delta))
     com_offset = _uniform(keys[3], (-cfg.trunk_com_offset, cfg.trunk_com_offset), (3,))
     body_ipos = params.body_ipos.at[trunk_id].add(com_offset)

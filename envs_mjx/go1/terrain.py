@@ -53,7 +53,8 @@ def fill_heightfield(model: mujoco.MjModel, cfg: TerrainConfig) -> np.ndarray:
     heights = make_heights(cfg, nrow, ncol, half_x, half_y)
     if heights.max() > max_height:
         raise ValueError(f"terrain peaks at {heights.max():.3f} m but the heightfield's elevation range is "
-                         f"{max_height} m; lower hill_height/bump_height or raise the hfield size in the MJCF")
+                         f"{max_height} m; lower hill_height/bump_height or raise the hfield's size in "
+                         "the MJCF")
     model.hfield_data[:] = (heights / max_height).ravel()  # MuJoCo stores elevations scaled to [0, 1]
     return heights
 
