@@ -176,7 +176,8 @@ def wrap_for_training(
     if randomization_fn is not None:
         raise ValueError(
             "randomization_fn is not supported by envs_mjx.wrap_for_training; "
-            "randomize inside the env's reset instead"
+            "randomize inside the env's reset instead, per episode (as go1-joystick does: "
+            "env.randomization in its config)"
         )
     return AutoResetWrapper(VmapWrapper(EpisodeWrapper(env, episode_length, action_repeat)))
 
