@@ -17,6 +17,7 @@ The ratios env/physics and training/physics say how lean the env's own work is.
 
     python -m benchmarks.env_throughput                        # go1-joystick; CPU: 128..1024 envs
     python -m benchmarks.env_throughput --batch-sizes 4096 8192 # on a GPU
+    python -m benchmarks.env_throughput --impl warp             # MuJoCo Warp backend (the warp extra)
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed calls per figure; the median is reported")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--impl", choices=("jax", "warp"), default="jax",
+                        help="MJX backend (warp: MuJoCo Warp, the warp extra)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: results/env_throughput_<env>_<cpu|gpu>.json)")
     return parser.parse_args(argv)
 
 
-def rollout_fn(variant: str, env_name: str, batch: int, steps: int):
+def rollout_fn(variant: str, env_name: str, batch: int, steps: int, impl: str):
     """(init(key) -> carry, run(carry) -> carry): `steps` control steps of `batch` envs."""
     import jax
     import jax.numpy as jnp
@@ -56,7 +59,8 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int):
     from envs_mjx._mjx import mjx
     from envs_mjx.wrappers import VmapWrapper
 
-    env = envs_mjx.make(env_name)
+    backend = {"impl": impl, "warp_contact_slots": 8 * batch} if impl != "jax" else {}
+    env = envs_mjx.make(env_name, **backend)
     nu = env.action_size
 
     def actions(key):
@@ -76,24 +80,19 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int):
     else:
         model = env.mjx_model
         if variant == "physics+sensors":
-            model = mjx.put_model(env.mj_model)  # the MJCF as written, sensors on
+            model = mjx.put_model(env.mj_model, impl=env.impl)  # the MJCF as written, sensors on
         home = env.mj_model.key("home")
         scale = getattr(env.config, "action_scale", 1.0)
+        qpos, qvel = jnp.asarray(home.qpos, jnp.float32), jnp.zeros(env.mj_model.nv)
 
         def init(key):
-            data = mjx.make_data(model).replace(qpos=jnp.asarray(home.qpos, jnp.float32))
-            data = mjx.forward(model, data)
-            return jax.tree.map(lambda x: jnp.broadcast_to(x, (batch, *x.shape)), data), key
-
-        def physics(data, ctrl):
-            data = data.replace(ctrl=ctrl)
-            return jax.lax.fori_loop(0, env.n_substeps, lambda _, d: mjx.step(model, d), data)
+            return jax.vmap(lambda _: env.init_data(qpos, qvel, model))(jnp.arange(batch)), key
 
         def step(carry, _):
             data, key = carry
             key, key_action = jax.random.split(key)
             ctrl = jnp.asarray(home.ctrl, jnp.float32) + scale * actions(key_action)
-            return (jax.vmap(physics)(data, ctrl), key), None
+            return (jax.vmap(lambda d, c: env.physics_step(d, c, model))(data, ctrl), key), None
 
     def run(carry):
         return jax.lax.scan(step, carry, None, length=steps)[0]
@@ -101,10 +100,10 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int):
     return init, run
 
 
-def measure(variant: str, env_name: str, batch: int, steps: int, repeats: int) -> dict:
+def measure(variant: str, env_name: str, batch: int, steps: int, repeats: int, impl: str) -> dict:
     import jax
 
-    init, run = rollout_fn(variant, env_name, batch, steps)
+    init, run = rollout_fn(variant, env_name, batch, steps, impl)
     carry = jax.jit(init)(jax.random.PRNGKey(0))
     started = time.monotonic()
     compiled = jax.jit(run).lower(carry).compile()
@@ -135,7 +134,7 @@ def main(argv=None) -> None:
     for batch in batch_sizes:
         row = {"batch": batch}
         for variant in args.variants:
-            row[variant] = measure(variant, args.env, batch, args.steps, args.repeats)
+            row[variant] = measure(variant, args.env, batch, args.steps, args.repeats, args.impl)
         for variant in ("env", "training"):
             if variant in row and "physics" in row:
                 physics = row["physics"]["steps_per_second"]
@@ -143,9 +142,10 @@ def main(argv=None) -> None:
         rows.append(row)
         print(f"{batch:>6} " + " ".join(f"{row[v]['steps_per_second']:>16,.0f}" for v in args.variants))
     device = "gpu" if accelerator else "cpu"
-    out = args.out or RESULTS / f"env_throughput_{args.env.replace('-', '_')}_{device}.json"
+    suffix = "" if args.impl == "jax" else f"_{args.impl}"
+    out = args.out or RESULTS / f"env_throughput_{args.env.replace('-', '_')}{suffix}_{device}.json"
     record = {
-        "benchmark": "env_throughput", "env": args.env, "machine": describe_machine(),
+        "benchmark": "env_throughput", "env": args.env, "impl": args.impl, "machine": describe_machine(),
         "steps_per_call": args.steps, "repeats": args.repeats, "variants": args.variants,
         "load_average_before": load_before, "load_average_after": os.getloadavg()[0], "results": rows,
     }

@@ -23,6 +23,7 @@ from flax import struct
 from envs_mjx._mjx import mjx
 
 ASSETS = Path(__file__).parent / "assets"
+PHYSICS_IMPLS = ("jax", "warp")  # MJX backends an MjxEnv can run on
 
 Observation = jax.Array | Mapping[str, jax.Array]
 ObservationSize = int | Mapping[str, tuple]
@@ -96,13 +97,19 @@ class MjxEnv(Env):
     """
 
     def __init__(self, model: Path | mujoco.MjModel, config: EnvConfig, n_substeps: int = 1,
-                 mjx_sensors: bool = True):
+                 mjx_sensors: bool = True, impl: str = "jax", warp_contact_slots: int = 0):
         """`model`: an MJCF path, or an MjModel the subclass has already edited (e.g. terrain).
 
         `mjx_sensors=False` makes MJX skip the MJCF's sensors on every physics step, for
         envs that read what they need from the state directly; `mj_model` (plain
         MuJoCo, used for playback) keeps them.
+
+        `impl` is MJX's backend: "jax" (XLA; any device) or "warp" (MuJoCo Warp, the
+        `warp` extra). Warp keeps one pool of `warp_contact_slots` contacts for a
+        whole batch of envs, so it must hold batch size x contacts per env.
         """
+        if impl not in PHYSICS_IMPLS:
+            raise ValueError(f"impl must be one of {PHYSICS_IMPLS}, got {impl!r}")
         self.config = config
         if not isinstance(model, mujoco.MjModel):
             model = mujoco.MjModel.from_xml_path(str(model))
@@ -111,7 +118,16 @@ class MjxEnv(Env):
         if not mjx_sensors:
             mjx_source = copy.copy(self.mj_model)
             mjx_source.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
-        self.mjx_model = mjx.put_model(mjx_source)
+        self.impl, self._mjx_source, self._warp_contact_slots = impl, mjx_source, warp_contact_slots
+        try:
+            self.mjx_model = mjx.put_model(mjx_source, impl=impl)
+        except RuntimeError as error:  # MJX's words when warp-lang is missing
+            raise ValueError(f"impl='warp' needs MuJoCo Warp: pip install -e '.[warp]' ({error})") from None
+        if impl == "warp":
+            # Few solver iterations are a choice made for speed (see the MJCF); keep Warp
+            # from printing an iteration-limit warning on every step.
+            opt = self.mjx_model.opt
+            self.mjx_model = self.mjx_model.replace(opt=opt.replace(_impl=opt._impl.replace(warn_overflow=0)))
         self.n_substeps = n_substeps
         # Controls are scaled from [-1, 1] to each actuator's ctrlrange.
         low, high = self.mj_model.actuator_ctrlrange.T
@@ -135,8 +151,11 @@ class MjxEnv(Env):
         `model` defaults to the nominal model; randomized envs pass their episode's.
         """
         model = self.mjx_model if model is None else model
-        data = mjx.make_data(model).replace(qpos=qpos, qvel=qvel)
-        return mjx.forward(model, data)
+        if self.impl == "warp":  # Warp builds its data from the MjModel, with the batch's contact pool
+            data = mjx.make_data(self._mjx_source, impl="warp", naconmax=self._warp_contact_slots)
+        else:
+            data = mjx.make_data(model)
+        return mjx.forward(model, data.replace(qpos=qpos, qvel=qvel))
 
     def physics_step(self, data: Any, ctrl: jax.Array, model: Any = None) -> Any:
         """`n_substeps` MJX steps holding `ctrl` fixed (`model` as in `init_data`)."""

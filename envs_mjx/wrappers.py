@@ -149,7 +149,9 @@ class AutoResetWrapper(Wrapper):
 
             info = {k: jax.tree.map(pick, fresh.info[k], v) if k not in EPISODE_KEYS else v
                     for k, v in stepped.info.items()}
-            return stepped.replace(data=jax.tree.map(pick, fresh.data, stepped.data),
+            # mjx.Data merges itself: under MuJoCo Warp some of its arrays are shared by the batch.
+            data = jax.vmap(lambda done, f, s: s.where(done > 0, f))(stepped.done, fresh.data, stepped.data)
+            return stepped.replace(data=data,
                                    obs=jax.tree.map(pick, fresh.obs, stepped.obs), info=info)
 
         new = jax.lax.cond(jnp.any(stepped.done > 0), start_new_episodes, lambda s: s, stepped)

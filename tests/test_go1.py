@@ -262,3 +262,8 @@ def test_ppo_smoke_run_on_go1_trains_and_writes_a_checkpoint(tmp_path, capsys):
     assert "eval/reward/tracking_lin_vel" in records[-1] and "train/lin_vel_error" in records[-1]
     saved = config.load_saved(run_dir / "config.yaml")
     assert saved.env.rewards.feet_air_time == 0.2 and saved.env.terrain == "flat"
+
+
+def test_an_unknown_physics_backend_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"impl must be one of \('jax', 'warp'\), got 'cuda'"):
+        envs_mjx.make("go1-joystick", impl="cuda")

@@ -84,6 +84,8 @@ class Go1JoystickConfig(EnvConfig):
     contact_height: float = 0.005  # a foot lower than this over the ground (m) counts as in contact
     termination_height: float = 0.1  # the episode ends when the trunk is this low over the ground (m)
     spawn_radius: float = 5.0  # rough terrain: start anywhere within this distance of the centre (m)
+    impl: str = "jax"  # MJX backend: "jax" (XLA, any device) or "warp" (MuJoCo Warp: the warp extra)
+    warp_contact_slots: int = 65536  # warp: contacts pooled over a batch, >= envs x 5 (4 feet, rough: 5)
     commands: CommandConfig = CommandConfig()
     noise: ObservationNoise = ObservationNoise()
     rewards: RewardScales = RewardScales()
@@ -111,7 +113,8 @@ class Go1Joystick(MjxEnv):
             self.ground = HeightMap(jnp.asarray(heights, jnp.float32), float(half_x), float(half_y))
         else:
             self.ground = HeightMap(None)
-        super().__init__(model, config, n_substeps=5, mjx_sensors=False)
+        super().__init__(model, config, n_substeps=5, mjx_sensors=False, impl=config.impl,
+                         warp_contact_slots=config.warp_contact_slots)
 
         self._trunk = model.body("trunk").id
         self._imu = model.site("imu").id
