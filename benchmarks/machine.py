@@ -21,7 +21,7 @@ def describe_machine() -> dict:
     except OSError:
         pass
     versions = {}
-    for package in ("jax", "jaxlib", "brax", "mujoco", "mujoco-mjx", "flax", "optax"):
+    for package in ("jax", "jaxlib", "brax", "mujoco", "mujoco-mjx", "warp-lang", "flax", "optax"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
