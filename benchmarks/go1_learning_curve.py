@@ -8,7 +8,7 @@ the deterministic evaluations and from the training episodes.
 
     python -m benchmarks.go1_learning_curve [--preset auto|cpu|full] [--env-steps N] [override ...]
 
-Writes benchmarks/results/go1_learning_curve_<cpu|gpu>.json and .png.
+Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--env-steps", type=int, default=None,
                         help="train.num_timesteps (default: the recipe's)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON path (default: results/go1_learning_curve_<cpu|gpu>.json)")
+                        help="JSON path (default: results/<env>_learning_curve_<cpu|gpu>.json)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
     return parser.parse_args(argv)
 
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(cfg, Path(run_dir) / "run", on_record=on_record)
     device = "gpu" if runtime.has_accelerator() else "cpu"
-    out = args.out or RESULTS / f"go1_learning_curve_{device}.json"
+    out = args.out or RESULTS / f"{args.env.replace('-', '_')}_learning_curve_{device}.json"
     evals = [p for p in curve if p["eval_return"] is not None]
     summary = {
         "benchmark": "go1_learning_curve", "env": args.env, "preset": preset, "overrides": overrides,
