@@ -37,7 +37,7 @@ def with_algo(cfg: config.RunConfig, **changes) -> config.RunConfig:
 
 
 ENV_NAMES = list(envs_mjx.list_envs())
-NUM_ENVS = 64
+NUM_ENVS = 64  # the batch of every batched_envs entry
 
 
 @pytest.fixture(scope="session")

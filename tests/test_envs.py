@@ -4,13 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import ENV_NAMES, NUM_ENVS
 
 import envs_mjx
 from envs_mjx.registry import UnknownEnvError
 from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper, VmapWrapper
-
-ENV_NAMES = list(envs_mjx.list_envs())
-NUM_ENVS = 64  # the batch of the batched_envs fixture (conftest.py)
 
 
 def signature(tree):

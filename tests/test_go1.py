@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
+from conftest import NUM_ENVS
 
 import envs_mjx
 from envs_mjx._mjx import mjx
@@ -55,11 +56,11 @@ def test_readings_match_mujocos_sensors(batched_envs):
     """The observation's IMU and foot readings equal the MJCF sensors' in plain MuJoCo."""
     wrapped, reset, step = batched_envs["go1-joystick"]
     env = wrapped.unwrapped
-    state = reset(jax.random.split(jax.random.PRNGKey(2), 64))
+    state = reset(jax.random.split(jax.random.PRNGKey(2), NUM_ENVS))
     key = jax.random.PRNGKey(3)
     for _ in range(20):
         key, key_action = jax.random.split(key)
-        state = step(state, jax.random.uniform(key_action, (64, 12), minval=-1, maxval=1))
+        state = step(state, jax.random.uniform(key_action, (NUM_ENVS, 12), minval=-1, maxval=1))
     data = jax.tree.map(lambda x: x[0], state.data)
     data = data.replace(xfrc_applied=jnp.zeros_like(data.xfrc_applied))
     # A physics step leaves positions and body velocities from before its integration, so
@@ -176,20 +177,20 @@ def test_a_flipped_trunk_terminates_with_the_termination_penalty(nominal_go1):
 
 def test_randomization_differs_per_episode_and_changes_what_it_names(batched_envs):
     wrapped, reset, step = batched_envs["go1-joystick"]  # 200-step episodes
-    state = reset(jax.random.split(jax.random.PRNGKey(0), 64))
+    state = reset(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     params = state.info["model_params"]
     nominal = wrapped.unwrapped.mjx_model
     trunk, floor = 1, 0
     friction = np.asarray(params.geom_friction[:, floor, 0])
-    assert len(np.unique(friction)) == 64 and np.all((0.4 <= friction) & (friction <= 1.0))
-    assert len(np.unique(np.asarray(params.body_mass[:, trunk]))) == 64
+    assert len(np.unique(friction)) == NUM_ENVS and np.all((0.4 <= friction) & (friction <= 1.0))
+    assert len(np.unique(np.asarray(params.body_mass[:, trunk]))) == NUM_ENVS
     for name in ("body_ipos", "dof_frictionloss", "dof_armature", "actuator_gainprm"):
         assert not np.allclose(getattr(params, name), getattr(nominal, name)[None]), name
     kp = np.asarray(params.actuator_gainprm[..., 0])
     np.testing.assert_allclose(np.asarray(params.actuator_biasprm[..., 1]), -kp)  # servo stays a servo
-    ended = np.zeros(64, bool)
+    ended = np.zeros(NUM_ENVS, bool)
     for _ in range(200):
-        state = step(state, jnp.zeros((64, 12)))
+        state = step(state, jnp.zeros((NUM_ENVS, 12)))
         ended |= np.asarray(state.done) == 1.0
     assert ended.all()  # every episode ended by the 200-step limit at the latest: each drew anew
     new_friction = np.asarray(state.info["model_params"].geom_friction[:, floor, 0])
@@ -235,12 +236,12 @@ def test_rough_terrain_height_lookup_matches_the_heightfield_mujoco_collides_wit
 
 def test_rough_terrain_spawns_on_the_surface_and_is_the_same_for_a_seed(batched_envs):
     wrapped, reset, _ = batched_envs["go1-joystick-rough"]
-    state = reset(jax.random.split(jax.random.PRNGKey(0), 64))
+    state = reset(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     feet_height = np.asarray(state.obs["privileged_state"][:, 52:56])
     # The lowest foot of each robot touches the ground: the home pose presses it 1.65 cm in,
     # the initial joint noise moves it by up to about 3 cm more.
     assert np.all(np.abs(feet_height.min(axis=1)) < 0.05)
-    assert len(np.unique(np.asarray(state.data.qpos[:, 0]))) == 64  # spread over the terrain
+    assert len(np.unique(np.asarray(state.data.qpos[:, 0]))) == NUM_ENVS  # spread over the terrain
     again = envs_mjx.make("go1-joystick-rough")
     np.testing.assert_array_equal(again.mj_model.hfield_data, wrapped.unwrapped.mj_model.hfield_data)
 
