@@ -186,6 +186,11 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     def meta(call):
         return {"call": call, "env_steps": call * steps_per_call, "best_eval_return": best_return}
 
+    def publish(record):
+        logger.log(record)
+        if on_record is not None:
+            on_record(record)
+
     def run_eval(call, record) -> dict:
         """Evaluate `state`, add the results to `record`, keep a best checkpoint; the results."""
         nonlocal best_return
@@ -203,9 +208,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
             if not resume:
                 record = {"call": 0, "env_steps": 0}
                 last_eval = run_eval(0, record)
-                logger.log(record)
-                if on_record is not None:
-                    on_record(record)
+                publish(record)
             for call in range(start_call + 1, total_calls + 1):
                 call_started = time.monotonic()
                 new_state, stacked = run_call(state)
@@ -228,9 +231,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                     last_eval = run_eval(call, record)
                 if call % checkpoint_calls == 0 or call == total_calls:
                     checkpointer.save(call, state, meta(call))
-                logger.log(record)
-                if on_record is not None:
-                    on_record(record)
+                publish(record)
     except KeyboardInterrupt:
         status = "interrupted"
         done_call = int(state.iteration) // tc.iterations_per_call
