@@ -1,8 +1,8 @@
 """MJX environments for jaxrl: batched, pure, jit- and vmap-able."""
 
 from envs_mjx.core import Env, EnvConfig, MjxEnv, State
-from envs_mjx.registry import config_class, list_envs, make
+from envs_mjx.registry import config_class, list_envs, make, make_expert
 from envs_mjx.wrappers import wrap_for_eval, wrap_for_training
 
-__all__ = ["Env", "EnvConfig", "MjxEnv", "State", "config_class", "list_envs", "make",
+__all__ = ["Env", "EnvConfig", "MjxEnv", "State", "config_class", "list_envs", "make", "make_expert",
            "wrap_for_eval", "wrap_for_training"]

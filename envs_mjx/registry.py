@@ -15,6 +15,7 @@ class EnvSpec(NamedTuple):
     env_class: str
     config_class: str
     summary: str
+    expert: str | None = None  # module with make_expert(env) -> policy(obs, key), for `jaxrl collect`
 
 
 _ENVS: dict[str, EnvSpec] = {
@@ -26,10 +27,20 @@ _ENVS: dict[str, EnvSpec] = {
                             "Unitree Go1 walks, turns and strafes on command, flat floor"),
     "go1-joystick-rough": EnvSpec("envs_mjx.go1.joystick", "Go1Joystick", "Go1JoystickRoughConfig",
                                   "Unitree Go1 joystick on procedural rough ground"),
+    "grasp-lift-cube": EnvSpec("envs_mjx.grasp.lift_cube", "LiftCube", "LiftCubeConfig",
+                               "gantry gripper with tactile pads lifts a cube 10 cm (scripted expert)",
+                               expert="envs_mjx.grasp.expert"),
+    "grasp-place-cube": EnvSpec("envs_mjx.grasp.lift_cube", "LiftCube", "PlaceCubeConfig",
+                                "gantry gripper carries a cube to a target in the air (scripted expert)",
+                                expert="envs_mjx.grasp.expert"),
 }
 
 
 class UnknownEnvError(ValueError):
+    pass
+
+
+class NoExpertError(ValueError):
     pass
 
 
@@ -63,3 +74,13 @@ def make(name: str, config: EnvConfig | None = None, **overrides) -> Env:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{type(config).__name__} has no field {key!r}{hint}")
     return getattr(module, spec.env_class)(dataclasses.replace(config, **overrides))
+
+
+def make_expert(name: str, env: Env):
+    """The scripted expert of env `name`, driving `env`: policy(obs, key) -> action for one env."""
+    spec = _spec(name)
+    if spec.expert is None:
+        with_expert = [n for n, s in _ENVS.items() if s.expert is not None]
+        raise NoExpertError(f"env {name!r} has no scripted expert; envs with one: {', '.join(with_expert)}. "
+                            f"Collect from a trained policy instead: --policy RUN_DIR")
+    return importlib.import_module(spec.expert).make_expert(env)

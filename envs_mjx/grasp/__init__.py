@@ -1,0 +1,1 @@
+"""Grasping: a gantry gripper with tactile finger pads lifts or places a cube."""
