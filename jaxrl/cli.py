@@ -1,4 +1,4 @@
-"""`jaxrl`: train, evaluate and list from the command line.
+"""`jaxrl`: train, evaluate, collect demonstrations, inspect them and list, from the command line.
 
 Errors the user can fix (config, unknown names, unreadable checkpoints,
 divergence) print one clear message and exit non-zero, without a traceback.
@@ -7,9 +7,12 @@ divergence) print one clear message and exit non-zero, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -23,6 +26,18 @@ examples:
 Overrides are section.field=value (sections: env, algo, train) or a bare
 field=value when only one section has it. `jaxrl list` shows envs, algorithms
 and recipes. Without an accelerator the recipe's CPU preset is applied.
+"""
+
+EPILOG_COLLECT = """\
+examples:
+  jaxrl collect grasp-lift-cube --episodes 200 --out demos/lift.hdf5 --noise 0.1 --only-success
+  jaxrl collect cartpole-balance --policy runs/cartpole-balance-ppo-20261121-101500 --episodes 50 \\
+      --out demos/cartpole.hdf5
+  jaxrl data inspect demos/lift.hdf5
+
+--append adds to an existing file (same env) and numbers the new demos after
+its last one; the seed is combined with the number of demos already there, so
+appending draws new episodes. Ctrl-C stops with every finished demo on disk.
 """
 
 
@@ -52,6 +67,34 @@ def _parser() -> argparse.ArgumentParser:
                           help="which checkpoint (default: best by evaluation return)")
     evaluate.add_argument("--episodes", type=int, default=16, help="episodes, run in parallel (default 16)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
+
+    collect = commands.add_parser(
+        "collect", help="record demonstrations into an HDF5 file",
+        description="Run a policy in ENV and write each episode as a demo (robomimic's HDF5 layout).",
+        epilog=EPILOG_COLLECT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    collect.add_argument("env", metavar="ENV", help="environment name (`jaxrl list`)")
+    collect.add_argument("--episodes", type=int, required=True, help="demos to write")
+    collect.add_argument("--out", type=Path, required=True, metavar="FILE", help="HDF5 file to write")
+    collect.add_argument("--policy", default="expert", metavar="expert|RUN_DIR",
+                         help="the env's scripted expert (default), or a trained run's best checkpoint "
+                              "(deterministic policy, the run's env settings)")
+    collect.add_argument("--noise", type=float, default=0.0,
+                         help="std of Gaussian noise added to the actions, which are then clipped to [-1, 1]")
+    collect.add_argument("--only-success", action="store_true",
+                         help="write only successful episodes, running more until there are enough")
+    collect.add_argument("--append", action="store_true", help="add to FILE if it exists")
+    collect.add_argument("--num-envs", type=int, metavar="M",
+                         help="episodes run at once (default: up to 256 on a CPU, 4096 with an accelerator)")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the noise")
+
+    data = commands.add_parser("data", help="demonstration files: inspect",
+                               description="Work with demonstration files.")
+    data_commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
+    inspect = data_commands.add_parser(
+        "inspect", help="check a demonstration file and summarize it",
+        description="Check FILE (structure, lengths, dtypes, NaN) and print its demos, samples, success "
+                    "rate, episode lengths, per-key shapes and ranges, and env settings.")
+    inspect.add_argument("file", type=Path, metavar="FILE")
 
     commands.add_parser("list", help="list environments, algorithms and recipes",
                         description="List registered environments, algorithms and recipe files.")
@@ -105,34 +148,149 @@ def _report(result) -> int:
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
 
+class _Run(NamedTuple):
+    """A trained run restored from its directory."""
+
+    cfg: Any  # config.RunConfig
+    algo: Any  # the algorithm's module
+    train_env: Any
+    eval_env: Any
+    state: Any  # the algorithm's TrainState
+    meta: dict  # the checkpoint's bookkeeping (env_steps ...)
+
+
+def _restore_run(run_dir: Path, checkpoint: str, env_name: str | None = None) -> _Run:
+    """RUN_DIR's config, envs and `checkpoint` ("best" or "latest"); `env_name`: the env it must be of."""
+    import jax
+
+    from jaxrl import algos, config
+    from jaxrl.checkpoint import Checkpointer
+    from jaxrl.train import make_envs
+
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        raise config.ConfigError(f"{run_dir} is not a run directory (no config.yaml in it)")
+    cfg = config.load_saved(path)
+    if env_name is not None and cfg.env_name != env_name:
+        raise config.ConfigError(f"{run_dir} was trained on {cfg.env_name}, not {env_name}")
+    algo = algos.get(cfg.algo_name)
+    train_env, eval_env = make_envs(cfg)
+    abstract = jax.eval_shape(lambda key: algo.init(key, train_env, cfg.algo), jax.random.PRNGKey(0))
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    try:
+        state, meta = checkpointer.restore(abstract, checkpoint)
+    finally:
+        checkpointer.close()
+    return _Run(cfg, algo, train_env, eval_env, state, meta)
+
+
 def _eval(args: argparse.Namespace, console) -> int:
     import jax
     import numpy as np
 
-    from jaxrl import algos, config
-    from jaxrl.checkpoint import Checkpointer
-    from jaxrl.train import make_envs, make_evaluator
+    from jaxrl import config
+    from jaxrl.train import make_evaluator
 
-    path = args.run_dir / "config.yaml"
-    if not path.exists():
-        raise config.ConfigError(f"{args.run_dir} is not a run directory (no config.yaml in it)")
     if args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
-    cfg = config.load_saved(path)
-    algo = algos.get(cfg.algo_name)
-    train_env, eval_env = make_envs(cfg)
-    abstract = jax.eval_shape(lambda key: algo.init(key, train_env, cfg.algo), jax.random.PRNGKey(0))
-    checkpointer = Checkpointer(args.run_dir / "checkpoints")
-    try:
-        state, meta = checkpointer.restore(abstract, args.checkpoint)
-    finally:
-        checkpointer.close()
-    evaluate = make_evaluator(eval_env, algo, args.episodes, cfg.env.episode_length)
-    results = evaluate(algo.policy_params(state), jax.random.PRNGKey(args.seed))
+    run = _restore_run(args.run_dir, args.checkpoint)
+    cfg = run.cfg
+    evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
+    results = evaluate(run.algo.policy_params(run.state), jax.random.PRNGKey(args.seed))
     console.print(f"{cfg.env_name} / {cfg.algo_name}, {args.checkpoint} checkpoint at "
-                  f"{meta['env_steps']:,} env steps, {args.episodes} episodes:")
+                  f"{run.meta['env_steps']:,} env steps, {args.episodes} episodes:")
     for key, value in results.items():
         console.print(f"  {key:<28} {float(np.asarray(value)):10.3f}")
+    return 0
+
+
+def _collection_policy(args: argparse.Namespace):
+    """(unwrapped env, policy(obs, key) -> action, a description) for `jaxrl collect`."""
+    import envs_mjx
+    from envs_mjx.registry import UnknownEnvError
+    from jaxrl.config import ConfigError
+
+    if args.policy == "expert":
+        from envs_mjx.registry import NoExpertError, make_expert
+
+        try:
+            env = envs_mjx.make(args.env)
+            return env, make_expert(args.env, env), "scripted expert"
+        except (UnknownEnvError, NoExpertError) as error:
+            raise ConfigError(str(error)) from None
+    run = _restore_run(Path(args.policy), "best", env_name=args.env)
+    params = run.algo.policy_params(run.state)
+    return (run.train_env.unwrapped, lambda obs, key: run.algo.policy(params, obs),
+            f"{run.cfg.algo_name} policy of {args.policy} at {run.meta['env_steps']:,} env steps")
+
+
+@contextlib.contextmanager
+def _collect_progress(console, demos_wanted: int):
+    """A progress callback for `collect`: a rich bar on a terminal, else a line now and then."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from jaxrl.logger import PLAIN_LINE_SECONDS
+
+    if not console.is_terminal:
+        last_line = -PLAIN_LINE_SECONDS
+
+        def print_line(stats):
+            nonlocal last_line
+            if time.monotonic() - last_line >= PLAIN_LINE_SECONDS or stats.demos_written == demos_wanted:
+                last_line = time.monotonic()
+                console.print(f"{stats.demos_written:>8,} / {demos_wanted:,} demos  "
+                              f"{stats.steps_per_second:>9,.0f} steps/s  "
+                              f"success {100 * stats.success_rate:.0f}%")
+
+        yield print_line
+        return
+    with Progress(TextColumn("[bold]collecting"), BarColumn(),
+                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} demos"),
+                  TextColumn("{task.fields[sps]} steps/s"), TextColumn("success {task.fields[rate]}"),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("collect", total=demos_wanted, sps="-", rate="-")
+        yield lambda stats: bar.update(task, completed=stats.demos_written,
+                                       sps=f"{stats.steps_per_second:,.0f}",
+                                       rate=f"{100 * stats.success_rate:.0f}%")
+
+
+def _collect(args: argparse.Namespace, console) -> int:
+    import jax
+
+    from jaxrl import config, runtime
+    from jaxrl.data.collect import collect
+    from jaxrl.data.writer import DemoWriter
+    from jaxrl.train import sigterm_as_interrupt
+
+    if args.episodes < 1 or (args.num_envs is not None and args.num_envs < 1):
+        raise config.ConfigError("--episodes and --num-envs must be >= 1")
+    if args.noise < 0:
+        raise config.ConfigError(f"--noise is a standard deviation, >= 0; got {args.noise}")
+    env, policy, described = _collection_policy(args)
+    num_envs = args.num_envs or min(args.episodes, 4096 if runtime.has_accelerator() else 256)
+    with DemoWriter(args.out, args.env, config.as_dict(env.config), env.dt, append=args.append) as writer:
+        key = jax.random.fold_in(jax.random.PRNGKey(args.seed), writer.num_demos)
+        console.print(f"collecting {args.episodes:,} demos of {args.env} ({described}, noise {args.noise}) "
+                      f"with {num_envs:,} envs at a time -> {args.out}")
+        try:
+            with sigterm_as_interrupt(), _collect_progress(console, args.episodes) as progress:
+                stats = collect(env, policy, args.episodes, writer, num_envs=num_envs, key=key,
+                                noise=args.noise, only_success=args.only_success, progress=progress)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: {writer.num_added:,} demos written to {args.out} "
+                          f"({writer.num_demos:,} in the file); the file is complete and readable")
+            return EXIT_INTERRUPTED
+        console.print(f"wrote {stats.demos_written:,} demos to {args.out} ({writer.num_demos:,} demos, "
+                      f"{writer.total:,} samples in the file); success rate {100 * stats.success_rate:.1f}% "
+                      f"of {stats.episodes_run:,} episodes; {stats.steps_per_second:,.0f} env steps/s after "
+                      f"{stats.compile_seconds:.1f} s of compilation")
+    return 0
+
+
+def _data(args: argparse.Namespace, console) -> int:
+    from jaxrl.data.inspect import inspect, print_report
+
+    print_report(inspect(args.file), console)  # the only data command so far
     return 0
 
 
@@ -171,16 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrl import runtime
     from jaxrl.checkpoint import CheckpointError
     from jaxrl.config import ConfigError
+    from jaxrl.data.collect import CollectError
+    from jaxrl.data.validate import DatasetError
     from jaxrl.train import TrainingDiverged
 
     runtime.configure_jax()
+    commands = {"train": _train, "eval": _eval, "collect": _collect, "data": _data}
     try:
-        if args.command == "train":
-            return _train(args, console)
-        if args.command == "eval":
-            return _eval(args, console)
+        if args.command in commands:
+            return commands[args.command](args, console)
         return _list(console)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, DatasetError, CollectError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return EXIT_USAGE
     except TrainingDiverged as error:

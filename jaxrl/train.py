@@ -109,8 +109,8 @@ def find_non_finite(record: dict, params) -> str | None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """A scheduler's SIGTERM stops the run the way Ctrl-C does: checkpoint, then exit."""
+def sigterm_as_interrupt():
+    """A scheduler's SIGTERM stops the work the way Ctrl-C does (a run checkpoints, then exits)."""
     def handler(signum, frame):
         raise KeyboardInterrupt
 
@@ -204,7 +204,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
 
     status, last_eval, run_seconds = "finished", {}, 0.0
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             if not resume:
                 record = {"call": 0, "env_steps": 0}
                 last_eval = run_eval(0, record)

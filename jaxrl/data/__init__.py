@@ -1,0 +1,17 @@
+"""Demonstrations in HDF5, in robomimic's layout: write, check, inspect, read, collect.
+
+    data/                           attrs: total (samples in all demos), env_args (JSON:
+                                    env_name, env_config, control_dt, obs_keys)
+    data/demo_{i}/obs/{name}        [T, ...] float, one dataset per observation part
+    data/demo_{i}/next_obs/{name}   [T, ...] the observation after each action
+    data/demo_{i}/actions           [T, A] float, in [-1, 1]
+    data/demo_{i}/rewards           [T] float
+    data/demo_{i}/dones             [T] uint8, 1 at the last step if the episode ended there
+                                    (collect ends every demo so: env end, time limit or success)
+    demo attrs: num_samples (T), success (bool)
+
+Modules (import from them; their main functions share their names, so this
+package re-exports nothing): `writer` (DemoWriter), `validate` (DatasetError,
+validate and the checks), `inspect` (a file's summary), `reader` (load ->
+Dataset), `collect` (roll a policy out in an env into a DemoWriter).
+"""

@@ -1,0 +1,173 @@
+"""Roll a policy out in an env, many episodes at once, and write each episode as a demo.
+
+A round runs `num_envs` episodes side by side in one compiled `lax.scan` of
+`episode_length` steps without auto-reset (one episode per env); the host then
+cuts each env's steps at the end of its episode and writes them in env order.
+Round r draws from `fold_in(key, r)`: the same key writes the same demos.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs_mjx
+from jaxrl.data.writer import DemoWriter
+
+ROUNDS_BEFORE_GIVING_UP = 3  # with only_success: rounds without any success before stopping
+FLAT_OBS_KEY = "state"  # the name a flat (array) observation is written under
+
+
+class CollectError(RuntimeError):
+    """The collection cannot produce the demos asked for; the message says why."""
+
+
+class CollectStats(NamedTuple):
+    """Where a collection stands (passed to the progress callback after each round, and returned)."""
+
+    demos_written: int
+    demos_wanted: int
+    episodes_run: int
+    successes: int
+    env_steps: int  # steps simulated, including those after an episode ended
+    seconds: float  # wall-clock of the rounds and of writing their demos
+    compile_seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.env_steps / max(self.seconds, 1e-9)
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(self.episodes_run, 1)
+
+
+def recorded_obs_keys(env: envs_mjx.Env, obs) -> tuple[str, ...] | None:
+    """Keys of `env`'s observation `obs` that are written; None for a flat observation (written as "state").
+
+    A dict observation is written whole unless the env names the parts a policy
+    should see in `obs_parts` (leaving out e.g. a critic's privileged state).
+    """
+    if not isinstance(obs, Mapping):
+        return None
+    parts = getattr(env.unwrapped, "obs_parts", None)
+    return tuple(parts) if parts is not None else tuple(obs)
+
+
+@functools.lru_cache(maxsize=8)  # collecting again with the same env and policy compiles once
+def make_round(env: envs_mjx.Env, policy: Callable, num_envs: int, noise: float) -> Callable:
+    """jit-compiled key -> one round's steps, a dict of [episode_length, num_envs, ...] arrays."""
+    episode_length = env.config.episode_length
+    batched = envs_mjx.wrap_for_eval(env, episode_length)
+    first = jax.eval_shape(env.reset, jax.random.PRNGKey(0))  # shapes only: tracing MJX is slow
+    obs_keys = recorded_obs_keys(env, first.obs)
+    reports_success = "success" in first.metrics
+
+    def recorded(obs) -> dict:
+        return {FLAT_OBS_KEY: obs} if obs_keys is None else {key: obs[key] for key in obs_keys}
+
+    def act(obs, key):
+        key_policy, key_noise = jax.random.split(key)
+        action = policy(obs, key_policy)
+        if noise > 0:
+            action = action + noise * jax.random.normal(key_noise, action.shape)
+        # The env clips too; clipping here makes the recorded action the one executed.
+        return jnp.clip(action, -1.0, 1.0)
+
+    def run_round(key):
+        key_reset, key_act = jax.random.split(key)
+        state = batched.reset(jax.random.split(key_reset, num_envs))
+
+        def step(state, step_key):
+            action = jax.vmap(act)(state.obs, jax.random.split(step_key, num_envs))
+            next_state = batched.step(state, action)
+            record = {"obs": recorded(state.obs), "next_obs": recorded(next_state.obs), "actions": action,
+                      "rewards": next_state.reward, "dones": next_state.done,
+                      "truncation": next_state.info["truncation"]}
+            if reports_success:
+                record["success"] = next_state.metrics["success"]
+            return next_state, record
+
+        return jax.lax.scan(step, state, jax.random.split(key_act, episode_length))[1]
+
+    return jax.jit(run_round)
+
+
+def split_episodes(steps: dict) -> list[tuple[dict, bool]]:
+    """(demo arrays, success) per env of a round's host arrays [T, num_envs, ...], in env order.
+
+    A demo runs to the first step where the episode is done, or, when the env
+    reports a "success" metric, to the first step where it is > 0 if that comes
+    first: such demos end when the task is done. Without that metric an episode
+    succeeds when it reached the time limit without the env ending it.
+    """
+    done = steps["dones"] > 0
+    horizon, num_envs = done.shape
+    # The time limit sets done at the last step, so every env has one.
+    ends = np.argmax(done, axis=0)
+    if "success" in steps:
+        succeeded = steps["success"] > 0
+        first_success = np.where(succeeded.any(axis=0), np.argmax(succeeded, axis=0), horizon)
+        success = first_success <= ends
+        ends = np.minimum(ends, first_success)
+    else:
+        success = steps["truncation"][ends, np.arange(num_envs)] > 0
+    demos = []
+    for env_index in range(num_envs):
+        length = ends[env_index] + 1
+        demo = {field: jax.tree.map(lambda x, n=length, i=env_index: x[:n, i], steps[field])
+                for field in ("obs", "next_obs", "actions", "rewards", "dones")}
+        demo["dones"] = demo["dones"].copy()
+        demo["dones"][-1] = 1.0  # every demo ends its episode: by the env, the time limit or success
+        demos.append((demo, bool(success[env_index])))
+    return demos
+
+
+def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWriter, *, num_envs: int,
+            key: jax.Array, noise: float = 0.0, only_success: bool = False,
+            progress: Callable[[CollectStats], None] | None = None) -> CollectStats:
+    """Write `episodes` demos of `policy` acting in `env` (unwrapped) to `writer`.
+
+    policy(obs, key) -> action acts on one unbatched observation; Gaussian noise
+    of std `noise` is added to its actions (then clipped to [-1, 1]). With
+    `only_success`, failed episodes are dropped and rounds go on until enough
+    succeeded. `progress(stats)` is called after each round; a KeyboardInterrupt
+    raised there (or by Ctrl-C) stops the collection with every finished demo on disk.
+    """
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"episodes ({episodes}) and num_envs ({num_envs}) must be >= 1")
+    if noise < 0:
+        raise ValueError(f"noise is a standard deviation, >= 0; got {noise}")
+    started = time.monotonic()
+    # Compiled apart from the first round, so that steps/s measures the simulation.
+    run_round = make_round(env, policy, num_envs, noise).lower(key).compile()
+    compile_seconds = time.monotonic() - started
+    steps_per_round = num_envs * env.config.episode_length
+    started = time.monotonic()
+    written = episodes_run = successes = rounds = 0
+    stats = CollectStats(0, episodes, 0, 0, 0, 0.0, compile_seconds)
+    while written < episodes:
+        if only_success and successes == 0 and rounds >= ROUNDS_BEFORE_GIVING_UP:
+            raise CollectError(
+                f"no episode succeeded in {rounds} rounds ({episodes_run} episodes, success rate 0%), so no "
+                f"demo was written; check that the policy solves the task (with less noise?) or collect "
+                f"failed episodes too")
+        steps = jax.device_get(run_round(jax.random.fold_in(key, rounds)))
+        rounds += 1
+        for demo, success in split_episodes(steps):
+            episodes_run += 1
+            successes += success
+            if written < episodes and (success or not only_success):
+                writer.add(**demo, success=success)
+                written += 1
+        stats = CollectStats(written, episodes, episodes_run, successes, rounds * steps_per_round,
+                             time.monotonic() - started, compile_seconds)
+        if progress is not None:
+            progress(stats)
+    return stats
