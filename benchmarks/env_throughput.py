@@ -63,8 +63,8 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int, impl: str):
     env = envs_mjx.make(env_name, **backend)
     nu = env.action_size
 
-    def actions(key):
-        return jax.random.uniform(key, (batch, nu), minval=-1.0, maxval=1.0)
+    def actions(key, size=nu):
+        return jax.random.uniform(key, (batch, size), minval=-1.0, maxval=1.0)
 
     if variant in ("env", "training"):
         batched = (envs_mjx.wrap_for_training(env, env.config.episode_length) if variant == "training"
@@ -82,8 +82,13 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int, impl: str):
         if variant == "physics+sensors":
             model = mjx.put_model(env.mj_model, impl=env.impl)  # the MJCF as written, sensors on
         home = env.mj_model.key("home")
-        scale = getattr(env.config, "action_scale", 1.0)
         qpos, qvel = jnp.asarray(home.qpos, jnp.float32), jnp.zeros(env.mj_model.nv)
+        if hasattr(env.config, "action_scale"):  # joint targets around the home pose, as the Go1 sets them
+            def random_ctrl(key):
+                return jnp.asarray(home.ctrl, jnp.float32) + env.config.action_scale * actions(key)
+        else:  # any target within each actuator's range
+            def random_ctrl(key):
+                return env.action_to_ctrl(actions(key, env.mj_model.nu))
 
         def init(key):
             return jax.vmap(lambda _: env.init_data(qpos, qvel, model))(jnp.arange(batch)), key
@@ -91,7 +96,7 @@ def rollout_fn(variant: str, env_name: str, batch: int, steps: int, impl: str):
         def step(carry, _):
             data, key = carry
             key, key_action = jax.random.split(key)
-            ctrl = jnp.asarray(home.ctrl, jnp.float32) + scale * actions(key_action)
+            ctrl = random_ctrl(key_action)
             return (jax.vmap(lambda d, c: env.physics_step(d, c, model))(data, ctrl), key), None
 
     def run(carry):

@@ -154,3 +154,27 @@ def test_expert_rejects_other_envs():
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="task must be one of"):
         envs_mjx.make("grasp-lift-cube", dataclasses.replace(LiftCubeConfig(), task="push"))
+
+
+def test_cli_collects_expert_demos_with_tactile_observations(tmp_path, capsys):
+    """`jaxrl collect` -> HDF5 -> `jaxrl data inspect` and the reader, on the grasp env end to end."""
+    from jaxrl import cli
+    from jaxrl.data.reader import load
+
+    out = tmp_path / "demos.hdf5"
+    argv = ["collect", "grasp-lift-cube", "--episodes", "6", "--num-envs", "6", "--out", str(out),
+            "--noise", "0.05", "--only-success"]
+    assert cli.main(argv) == 0
+    assert "wrote 6 demos" in capsys.readouterr().out
+    assert cli.main(["data", "inspect", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "tactile_left" in report and "(3, 4)" in report
+    data = load([out])
+    assert data.num_episodes == 6 and bool(np.all(np.asarray(data.episode_success)))
+    assert set(data.obs) == {name for name, _ in OBS_PARTS}
+    starts, lengths = np.asarray(data.episode_starts), np.asarray(data.episode_lengths)
+    # Each demo ends on the step its success fired: the cube is up and the pads press it.
+    last = starts + lengths - 1
+    assert np.all(np.asarray(data.next_obs["cube_pos"])[last, 2] > 0.1 + 0.02)
+    assert np.all(np.asarray(data.next_obs["tactile_left"])[last].sum(axis=(-2, -1)) > 0.5)
+    assert np.all(np.abs(np.asarray(data.actions)) <= 1.0)

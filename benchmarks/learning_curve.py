@@ -1,12 +1,14 @@
-"""PPO on go1-joystick: episode return and velocity-tracking error against env steps and wall-clock.
+"""PPO on an env's recipe: episode return and the env's task measure against env steps and wall-clock.
 
-Runs the recipe (configs/go1_joystick_ppo.yaml) exactly as `jaxrl train` does,
-with the preset the machine calls for (the GPU recipe with an accelerator, the
-CPU preset without), and records every logged point. The tracking error is the
-mean over an episode's steps of |command_xy - body velocity_xy| (m/s), from
-the deterministic evaluations and from the training episodes.
+Runs the recipe (configs/<env>_ppo.yaml) exactly as `jaxrl train` does, with
+the preset the machine calls for (the GPU recipe with an accelerator, the CPU
+preset without), and records every logged point, from the deterministic
+evaluations and from the training episodes. The task measure is, for
+go1-joystick, the velocity-tracking error: the mean over an episode's steps of
+|command_xy - body velocity_xy| (m/s); for the grasp envs, the success rate.
 
-    python -m benchmarks.go1_learning_curve [--preset auto|cpu|full] [--env-steps N] [override ...]
+    python -m benchmarks.learning_curve [--env go1-joystick] [--preset auto|cpu|full] [--env-steps N]
+    python -m benchmarks.learning_curve --env grasp-lift-cube
 
 Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png.
 """
@@ -26,7 +28,7 @@ RESULTS = Path(__file__).parent / "results"
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--env", default="go1-joystick")
+    parser.add_argument("--env", default="go1-joystick", help="go1-joystick[-rough] or grasp-*")
     parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
     parser.add_argument("--env-steps", type=int, default=None,
                         help="train.num_timesteps (default: the recipe's)")
@@ -42,7 +44,26 @@ def tracking_error(record: dict, prefix: str) -> float | None:
     return total / length if total is not None and length else None
 
 
-def plot(curve: list[dict], title: str, png_path: Path) -> None:
+def success_rate(record: dict, prefix: str) -> float | None:
+    """The episode mean of the `success` metric, which an env sets once in a successful episode."""
+    return record.get(f"{prefix}/success")
+
+
+# env name prefix -> (key in the curve, axis label, how to read it from a logged record)
+TASK_MEASURES = {
+    "go1": ("tracking_error", "lin. velocity tracking error (m/s)", tracking_error),
+    "grasp": ("success", "success rate", success_rate),
+}
+
+
+def task_measure(env_name: str):
+    family = env_name.split("-")[0]
+    if family not in TASK_MEASURES:
+        raise SystemExit(f"no task measure for {env_name}; known families: {', '.join(TASK_MEASURES)}")
+    return TASK_MEASURES[family]
+
+
+def plot(curve: list[dict], measure: tuple, title: str, png_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,8 +72,7 @@ def plot(curve: list[dict], title: str, png_path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     x_axes = (("env_steps", "env steps"), ("seconds", "wall-clock seconds"))
     for column, (x_key, x_label) in enumerate(x_axes):
-        for row, (y_key, y_label) in enumerate((("return", "episode return"),
-                                                ("tracking_error", "lin. velocity tracking error (m/s)"))):
+        for row, (y_key, y_label) in enumerate((("return", "episode return"), measure[:2])):
             ax = axes[row, column]
             for prefix, style in (("train", "-"), ("eval", "o-")):
                 y_name = f"{prefix}_{y_key}"
@@ -85,6 +105,7 @@ def main(argv=None) -> None:
         overrides.append(f"train.num_timesteps={args.env_steps}")
     cfg = config.load(args.env, "ppo", preset=preset, overrides=overrides)
 
+    measure_key, _, read_measure = measure = task_measure(args.env)
     curve: list[dict] = []
     started = time.monotonic()
 
@@ -93,8 +114,8 @@ def main(argv=None) -> None:
             "env_steps": record["env_steps"], "seconds": time.monotonic() - started,
             "train_return": record.get("train/episode_return"),
             "eval_return": record.get("eval/episode_return"),
-            "train_tracking_error": tracking_error(record, "train"),
-            "eval_tracking_error": tracking_error(record, "eval"),
+            f"train_{measure_key}": read_measure(record, "train"),
+            f"eval_{measure_key}": read_measure(record, "eval"),
             "eval_episode_length": record.get("eval/episode_length"), "sps": record.get("time/sps"),
         })
 
@@ -104,7 +125,8 @@ def main(argv=None) -> None:
     out = args.out or RESULTS / f"{args.env.replace('-', '_')}_learning_curve_{device}.json"
     evals = [p for p in curve if p["eval_return"] is not None]
     summary = {
-        "benchmark": "go1_learning_curve", "env": args.env, "preset": preset, "overrides": overrides,
+        "benchmark": "learning_curve", "env": args.env, "task_measure": measure_key, "preset": preset,
+        "overrides": overrides,
         "machine": describe_machine(),
         "wall_clock_seconds": time.monotonic() - started, "compile_seconds": result.compile_seconds,
         "train_seconds": result.run_seconds, "env_steps": result.env_steps,
@@ -116,7 +138,7 @@ def main(argv=None) -> None:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))
-    plot(curve, f"PPO on {args.env} ({preset} preset, {device}): {result.env_steps:,} steps in "
+    plot(curve, measure, f"PPO on {args.env} ({preset} preset, {device}): {result.env_steps:,} steps in "
                 f"{summary['wall_clock_seconds'] / 60:.1f} min", out.with_suffix(".png"))
     print(json.dumps({k: summary[k] for k in ("wall_clock_seconds", "env_steps", "steps_per_second",
                                               "first_eval", "last_eval", "best_eval_return")}, indent=1))
