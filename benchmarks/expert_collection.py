@@ -5,7 +5,7 @@ the env's scripted expert exactly as `jaxrl collect` does (parallel rounds,
 HDF5 written demo by demo, every episode kept) and records:
 
   success_rate          share of episodes that succeeded, with its 95% Wilson interval
-  sim_steps_per_second  env steps simulated per second (rounds run to the episode limit)
+  sim_steps_per_second  env steps simulated per second (a round stops when its last episode ends)
   demo_steps_per_second samples written to the file per second of the whole
                         collection (simulation + host transfer + HDF5), the
                         figure a user waits on; demos end at success

@@ -355,8 +355,11 @@ def test_only_success_gives_up_when_nothing_succeeds(envs, tmp_path):
 
 
 def test_success_metric_ends_demos_and_only_success_keeps_successes(envs, tmp_path):
-    collect_into(tmp_path / "mixed.hdf5", envs["right"], push_away_dict, 8)
+    stats = collect_into(tmp_path / "mixed.hdf5", envs["right"], push_away_dict, 8)
     mixed = read_demos(tmp_path / "mixed.hdf5")
+    # Every episode ended early, and so did the round: it simulated only as long as the longest.
+    longest = max(len(demo["actions"]) for demo in mixed)
+    assert stats.env_steps == NUM_ENVS * longest < NUM_ENVS * EPISODE_LENGTH
     assert {d["success"] for d in mixed} == {True, False}
     for demo in mixed:
         assert list(demo["obs"]) == ["state"]  # obs_parts: "privileged" is not written

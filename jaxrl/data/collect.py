@@ -1,9 +1,11 @@
 """Roll a policy out in an env, many episodes at once, and write each episode as a demo.
 
-A round runs `num_envs` episodes side by side in one compiled `lax.scan` of
-`episode_length` steps without auto-reset (one episode per env); the host then
-cuts each env's steps at the end of its episode and writes them in env order.
-Round r draws from `fold_in(key, r)`: the same key writes the same demos.
+A round runs `num_envs` episodes side by side in one compiled loop of at most
+`episode_length` steps without auto-reset (one episode per env), which stops as
+soon as every episode has ended or succeeded: demos that end at success are
+often much shorter than the time limit. The host then cuts each env's steps at
+the end of its episode and writes them in env order. Round r draws from
+`fold_in(key, r)`: the same key writes the same demos.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class CollectStats(NamedTuple):
     demos_wanted: int
     episodes_run: int
     successes: int
-    env_steps: int  # steps simulated, including those after an episode ended
+    env_steps: int  # steps simulated (a round runs until its last episode ends, so some after others end)
     seconds: float  # wall-clock of the rounds and of writing their demos
     compile_seconds: float
 
@@ -62,7 +64,10 @@ def recorded_obs_keys(env: envs_mjx.Env, obs) -> tuple[str, ...] | None:
 
 @functools.lru_cache(maxsize=8)  # collecting again with the same env and policy compiles once
 def make_round(env: envs_mjx.Env, policy: Callable, num_envs: int, noise: float) -> Callable:
-    """jit-compiled key -> one round's steps, a dict of [episode_length, num_envs, ...] arrays."""
+    """jit-compiled key -> (steps taken, a dict of [episode_length, num_envs, ...] arrays).
+
+    Rows past the steps taken are zeros: every episode had ended before them.
+    """
     episode_length = env.config.episode_length
     batched = envs_mjx.wrap_for_eval(env, episode_length)
     first = jax.eval_shape(env.reset, jax.random.PRNGKey(0))  # shapes only: tracing MJX is slow
@@ -80,21 +85,36 @@ def make_round(env: envs_mjx.Env, policy: Callable, num_envs: int, noise: float)
         # The env clips too; clipping here makes the recorded action the one executed.
         return jnp.clip(action, -1.0, 1.0)
 
+    def step(state, step_key):
+        action = jax.vmap(act)(state.obs, jax.random.split(step_key, num_envs))
+        next_state = batched.step(state, action)
+        record = {"obs": recorded(state.obs), "next_obs": recorded(next_state.obs), "actions": action,
+                  "rewards": next_state.reward, "dones": next_state.done,
+                  "truncation": next_state.info["truncation"]}
+        if reports_success:
+            record["success"] = next_state.metrics["success"]
+        return next_state, record
+
     def run_round(key):
         key_reset, key_act = jax.random.split(key)
         state = batched.reset(jax.random.split(key_reset, num_envs))
+        one_step = jax.eval_shape(step, state, key_act)[1]
+        steps = jax.tree.map(lambda x: jnp.zeros((episode_length, *x.shape), x.dtype), one_step)
 
-        def step(state, step_key):
-            action = jax.vmap(act)(state.obs, jax.random.split(step_key, num_envs))
-            next_state = batched.step(state, action)
-            record = {"obs": recorded(state.obs), "next_obs": recorded(next_state.obs), "actions": action,
-                      "rewards": next_state.reward, "dones": next_state.done,
-                      "truncation": next_state.info["truncation"]}
-            if reports_success:
-                record["success"] = next_state.metrics["success"]
-            return next_state, record
+        def unfinished(carry):
+            t, _, ended, _ = carry
+            return (t < episode_length) & ~jnp.all(ended)
 
-        return jax.lax.scan(step, state, jax.random.split(key_act, episode_length))[1]
+        def advance(carry):
+            t, state, ended, steps = carry
+            state, record = step(state, jax.random.fold_in(key_act, t))
+            steps = jax.tree.map(lambda rows, row: rows.at[t].set(row), steps, record)
+            ended = ended | (record["dones"] > 0) | (record.get("success", 0.0) > 0)
+            return t + 1, state, ended, steps
+
+        carry = (jnp.int32(0), state, jnp.zeros(num_envs, bool), steps)
+        taken, _, _, steps = jax.lax.while_loop(unfinished, advance, carry)
+        return taken, steps
 
     return jax.jit(run_round)
 
@@ -109,8 +129,8 @@ def split_episodes(steps: dict) -> list[tuple[dict, bool]]:
     """
     done = steps["dones"] > 0
     horizon, num_envs = done.shape
-    # The time limit sets done at the last step, so every env has one.
-    ends = np.argmax(done, axis=0)
+    # Every episode ended within the steps: done (the time limit sets it at the last step) or success.
+    ends = np.where(done.any(axis=0), np.argmax(done, axis=0), horizon - 1)
     if "success" in steps:
         succeeded = steps["success"] > 0
         first_success = np.where(succeeded.any(axis=0), np.argmax(succeeded, axis=0), horizon)
@@ -148,9 +168,8 @@ def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWrit
     # Compiled apart from the first round, so that steps/s measures the simulation.
     run_round = make_round(env, policy, num_envs, noise).lower(key).compile()
     compile_seconds = time.monotonic() - started
-    steps_per_round = num_envs * env.config.episode_length
     started = time.monotonic()
-    written = episodes_run = successes = rounds = 0
+    written = episodes_run = successes = rounds = env_steps = 0
     stats = CollectStats(0, episodes, 0, 0, 0, 0.0, compile_seconds)
     while written < episodes:
         if only_success and successes == 0 and rounds >= ROUNDS_BEFORE_GIVING_UP:
@@ -158,15 +177,18 @@ def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWrit
                 f"no episode succeeded in {rounds} rounds ({episodes_run} episodes, success rate 0%), so no "
                 f"demo was written; check that the policy solves the task (with less noise?) or collect "
                 f"failed episodes too")
-        steps = jax.device_get(run_round(jax.random.fold_in(key, rounds)))
+        taken, steps = run_round(jax.random.fold_in(key, rounds))
+        taken = int(taken)
+        steps = jax.device_get(jax.tree.map(lambda rows, n=taken: rows[:n], steps))
         rounds += 1
+        env_steps += taken * num_envs
         for demo, success in split_episodes(steps):
             episodes_run += 1
             successes += success
             if written < episodes and (success or not only_success):
                 writer.add(**demo, success=success)
                 written += 1
-        stats = CollectStats(written, episodes, episodes_run, successes, rounds * steps_per_round,
+        stats = CollectStats(written, episodes, episodes_run, successes, env_steps,
                              time.monotonic() - started, compile_seconds)
         if progress is not None:
             progress(stats)
