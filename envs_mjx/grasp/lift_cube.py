@@ -45,8 +45,6 @@ OBS_PARTS = (("gripper_pos", (3,)), ("gripper_vel", (3,)), ("finger_opening", (2
              ("tactile_right", (PAD_ROWS, PAD_COLS)))
 PLACE_OBS_PARTS = OBS_PARTS + (("target_pos", (3,)), ("cube_to_target", (3,)))
 TASKS = ("lift", "place")
-TABLE_HALF_SIZE = 0.4  # the cube leaving this square (or falling below the table) ends the episode
-GRIP_CENTER_OFFSET = -0.068  # grip centre below the gantry's z joint (the MJCF's grip_center site)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +88,10 @@ class LiftCube(MjxEnv):
         self._cube_body, self._cube_geom = model.body("cube").id, model.geom("cube").id
         self._gantry_low, self._gantry_high = (jnp.asarray(a, jnp.float32) for a in model.jnt_range[1:4].T)
         self._finger_open = float(model.jnt_range[model.joint("finger_left").id, 1])
-        self._grip_offset = jnp.array([0.0, 0.0, GRIP_CENTER_OFFSET])
+        # The gripper body sits at the gantry joints' position; the grip centre is a site on it.
+        self._grip_offset = jnp.asarray(model.site("grip_center").pos, jnp.float32)
+        # The cube leaving the table top (or falling below it) ends the episode.
+        self._table_half_size = float(model.geom("table").size[0])
         self.tactile = TactilePads(model, self.mjx_model)
 
     @property
@@ -150,7 +151,7 @@ class LiftCube(MjxEnv):
         terms = self._reward_terms(obs, held, height)
         scaled = {name: getattr(cfg.rewards, name) * value for name, value in terms.items()}
         reward = jnp.nan_to_num(sum(scaled.values()))
-        off_table = (jnp.max(jnp.abs(cube_pos[:2])) > TABLE_HALF_SIZE) | (cube_pos[2] < -0.05)
+        off_table = (jnp.max(jnp.abs(cube_pos[:2])) > self._table_half_size) | (cube_pos[2] < -0.05)
         terminated = off_table | ~jnp.all(jnp.isfinite(data.qpos))
 
         info = {**info, "hold": hold, "succeeded": info["succeeded"] | newly_succeeded}
