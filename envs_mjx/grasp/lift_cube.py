@@ -92,7 +92,7 @@ class LiftCube(MjxEnv):
         self._grip_offset = jnp.asarray(model.site("grip_center").pos, jnp.float32)
         # The cube leaving the table top (or falling below it) ends the episode.
         self._table_half_size = float(model.geom("table").size[0])
-        self.tactile = TactilePads(model, self.mjx_model)
+        self.tactile = TactilePads(model)
 
     @property
     def obs_layout(self) -> tuple:

@@ -1,10 +1,10 @@
 """Taxel readings from MJX contacts: the normal force each pad taxel feels.
 
-MJX's JAX backend gives every candidate geom pair a fixed slot in
-`contact` (absent contacts keep their slot with zero force), so which slot
-belongs to which taxel is known once, when the env is built. A contact with
-pyramidal friction of dimension 3 owns 4 constraint rows; its normal force is
-the sum of their forces (each pyramid edge carries part of the normal load).
+Every taxel is a small sphere that collides only with the cube. Each step the
+contacts whose geoms include a taxel are summed into that taxel (absent
+contacts carry zero force). A contact with pyramidal friction of dimension 3
+owns 4 constraint rows; its normal force is the sum of their forces (each
+pyramid edge carries part of the normal load).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-
-from envs_mjx._mjx import mjx
 
 PAD_ROWS, PAD_COLS = 3, 4
 PADS = ("left", "right")
@@ -26,29 +24,24 @@ def taxel_name(pad: str, row: int, col: int) -> str:
 
 
 class TactilePads:
-    """Maps the MJX contact slots of every taxel so `read` is a fixed gather."""
+    """The taxel geoms of both pads, in pad, row, column order; `read` turns contacts into forces."""
 
-    def __init__(self, mj_model: mujoco.MjModel, mjx_model):
+    def __init__(self, mj_model: mujoco.MjModel):
         if mj_model.opt.cone != mujoco.mjtCone.mjCONE_PYRAMIDAL:
             raise ValueError("tactile pads read pyramidal contact forces: keep the MJCF's cone pyramidal")
-        data = jax.jit(mjx.forward)(mjx_model, mjx.make_data(mjx_model))
-        contact = data._impl.contact
-        slot_geoms = np.asarray(contact.geom)
-        efc_address = np.asarray(contact.efc_address)
-        rows = []
-        for pad in PADS:
-            for row in range(PAD_ROWS):
-                for col in range(PAD_COLS):
-                    geom = mj_model.geom(taxel_name(pad, row, col)).id
-                    slots = np.flatnonzero((slot_geoms == geom).any(axis=1))
-                    if len(slots) != 1 or np.asarray(contact.dim)[slots[0]] != 3:
-                        raise ValueError(f"{taxel_name(pad, row, col)} needs exactly one condim-3 contact "
-                                         f"pair, with the cube; found {len(slots)}")
-                    rows.append(efc_address[slots[0]] + np.arange(PYRAMID_ROWS))
-        self._efc_rows = jnp.asarray(np.stack(rows))  # [taxels, 4]
+        names = [taxel_name(pad, row, col)
+                 for pad in PADS for row in range(PAD_ROWS) for col in range(PAD_COLS)]
+        geoms = np.array([mj_model.geom(name).id for name in names])
+        wrong = [name for name, geom in zip(names, geoms, strict=True) if mj_model.geom_condim[geom] != 3]
+        if wrong:
+            raise ValueError(f"taxels must have condim 3 (normal and two sliding frictions): {wrong}")
+        self._geoms = jnp.asarray(geoms)
 
     def read(self, data) -> dict[str, jax.Array]:
         """{"left": [3, 4], "right": [3, 4]} normal forces in newtons (0 without contact)."""
-        force = jnp.sum(data._impl.efc_force[self._efc_rows], axis=-1)
-        pads = jnp.maximum(force, 0.0).reshape(len(PADS), PAD_ROWS, PAD_COLS)
-        return dict(zip(PADS, pads, strict=True))
+        contact = data._impl.contact
+        rows = contact.efc_address[:, None] + jnp.arange(PYRAMID_ROWS)  # [contacts, 4]
+        normal = jnp.where(contact.efc_address >= 0, jnp.sum(data._impl.efc_force[rows], axis=-1), 0.0)
+        touches = jnp.any(contact.geom[None] == self._geoms[:, None, None], axis=-1)  # [taxels, contacts]
+        force = jnp.maximum(touches @ normal, 0.0)
+        return dict(zip(PADS, force.reshape(len(PADS), PAD_ROWS, PAD_COLS), strict=True))
