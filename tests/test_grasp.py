@@ -128,8 +128,9 @@ def test_no_success_below_the_lift_height(lift_env):
     """The expert told to stop 6 cm up holds the cube all episode, and never succeeds."""
     low = make_expert(lift_env, ExpertConfig(lift_to=0.09))  # underside at most 0.07 m up
     trace = rollout(lift_env, low, 32)
-    held = (trace["obs"]["tactile_left"].sum(axis=(-2, -1)) > 0.5) & (
-        trace["obs"]["tactile_right"].sum(axis=(-2, -1)) > 0.5)
+    force = lift_env.config.grasp_force
+    held = (trace["obs"]["tactile_left"].sum(axis=(-2, -1)) >= force) & (
+        trace["obs"]["tactile_right"].sum(axis=(-2, -1)) >= force)
     assert held[-1].mean() > 0.9
     assert trace["metrics"]["cube_height"][-1].max() < lift_env.config.lift_height
     assert trace["metrics"]["success"].sum() == 0.0
