@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import mujoco
+import numpy as np
 from flax import struct
 
 from envs_mjx._mjx import mjx
@@ -85,6 +86,30 @@ class Env(abc.ABC):
         return obs.shape[-1]
 
     @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        """(name, size) of each slice of the flat vector a policy reads, in order.
+
+        That vector is obs["state"] for dict observations and the observation
+        itself otherwise. Exported policies carry it, so a deployment can build
+        the same vector from its own sensors.
+        """
+        size = self.observation_size
+        return (("obs", size["state"][-1] if isinstance(size, Mapping) else size),)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(f"action_{i}" for i in range(self.action_size))
+
+    @property
+    def control_affine(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(offset, scale) with control = offset + scale * action, or None.
+
+        None means the control also depends on the state (e.g. relative
+        motion targets), so an exported policy outputs the action in [-1, 1].
+        """
+        return None
+
+    @property
     def unwrapped(self) -> Env:
         return self
 
@@ -141,6 +166,16 @@ class MjxEnv(Env):
     @property
     def dt(self) -> float:
         return float(self.mj_model.opt.timestep) * self.n_substeps
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        if self.mj_model.nu != self.action_size:
+            return super().action_names
+        return tuple(self.mj_model.actuator(i).name for i in range(self.mj_model.nu))
+
+    @property
+    def control_affine(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return np.asarray(self._ctrl_mid), np.asarray(self._ctrl_half)
 
     def action_to_ctrl(self, action: jax.Array) -> jax.Array:
         return self._ctrl_mid + self._ctrl_half * jnp.clip(action, -1.0, 1.0)

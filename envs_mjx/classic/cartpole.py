@@ -25,6 +25,10 @@ class CartpoleBalance(MjxEnv):
     def __init__(self, config: CartpoleConfig = CartpoleConfig()):
         super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=1)
 
+    @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        return (("cart_pos", 1), ("pole_cos", 1), ("pole_sin", 1), ("cart_vel", 1), ("pole_angvel", 1))
+
     def reset(self, key: jax.Array) -> State:
         key_cart, key_pole, key_vel = jax.random.split(key, 3)
         cfg = self.config

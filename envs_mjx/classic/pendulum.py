@@ -24,6 +24,10 @@ class PendulumSwingup(MjxEnv):
     def __init__(self, config: PendulumConfig = PendulumConfig()):
         super().__init__(ASSETS / "classic" / "pendulum.xml", config, n_substeps=1)
 
+    @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        return (("cos", 1), ("sin", 1), ("angvel", 1))
+
     def reset(self, key: jax.Array) -> State:
         # The hinge angle is measured from upright; any start angle is allowed.
         angle = jax.random.uniform(key, (1,), minval=-jnp.pi, maxval=jnp.pi)

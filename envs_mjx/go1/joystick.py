@@ -143,6 +143,15 @@ class Go1Joystick(MjxEnv):
         self._push_steps = _steps(dr.push_duration, self.dt)
         self._push_interval_steps = tuple(_steps(seconds, self.dt) for seconds in dr.push_interval)
 
+    @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        return STATE_LAYOUT
+
+    @property
+    def control_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """Joint position targets: home pose + action_scale * action."""
+        return np.asarray(self._home_joints), np.full(12, self.config.action_scale, np.float32)
+
     # ----------------------------------------------------------------- episode
 
     def reset(self, key: jax.Array) -> State:

@@ -31,6 +31,7 @@ leaves the table.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -100,8 +101,21 @@ class LiftCube(MjxEnv):
         return PLACE_OBS_PARTS if self.config.task == "place" else OBS_PARTS
 
     @property
+    def state_layout(self) -> tuple[tuple[str, int], ...]:
+        return tuple((name, math.prod(shape)) for name, shape in self.obs_layout)
+
+    @property
     def action_size(self) -> int:
         return 4
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return ("move_x", "move_y", "move_z", "fingers")
+
+    @property
+    def control_affine(self) -> None:
+        """None: the gantry targets move relative to where the gripper is."""
+        return None
 
     # ----------------------------------------------------------------- episode
 
