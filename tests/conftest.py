@@ -48,3 +48,38 @@ def batched_envs():
         env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=200)
         compiled[name] = (env, jax.jit(env.reset), jax.jit(env.step))
     return compiled
+
+
+# Tiny PPO settings per env for runs that only need *a* trained policy (export, playback).
+SMALL_RUN_OVERRIDES = {
+    "go1-joystick": ["env.episode_length=40", "algo.num_envs=16", "algo.unroll_length=10",
+                     "algo.num_minibatches=4", "algo.policy_hidden_layer_sizes=[32,32]",
+                     "algo.value_hidden_layer_sizes=[32,32]", "train.iterations_per_call=2",
+                     "train.num_timesteps=640", "train.eval_every=640", "train.num_eval_envs=4"],
+    "grasp-lift-cube": ["env.episode_length=40", "algo.num_envs=16", "algo.unroll_length=10",
+                        "algo.num_minibatches=4", "algo.policy_hidden_layer_sizes=[32,32]",
+                        "algo.value_hidden_layer_sizes=[32,32]", "train.iterations_per_call=2",
+                        "train.num_timesteps=640", "train.eval_every=640", "train.num_eval_envs=4"],
+}
+
+
+@pytest.fixture(scope="session")
+def small_run(tiny_config, tmp_path_factory):
+    """small_run(env_name) -> the directory of a PPO run trained for a few iterations (cached)."""
+    from jaxrl.train import train
+
+    runs = {}
+
+    def get(env_name: str):
+        if env_name not in runs:
+            run_dir = tmp_path_factory.mktemp(env_name)
+            if env_name == "cartpole-balance":
+                cfg = tiny_config
+            else:
+                cfg = config.load(env_name, "ppo", overrides=SMALL_RUN_OVERRIDES[env_name] + [
+                    "train.tensorboard=false"], preset="cpu")
+            train(cfg, run_dir)
+            runs[env_name] = run_dir
+        return runs[env_name]
+
+    return get
