@@ -30,6 +30,16 @@ Observation = jax.Array | Mapping[str, jax.Array]
 ObservationSize = int | Mapping[str, tuple]
 
 
+def array_module(x):
+    """numpy for NumPy arrays, jax.numpy otherwise (traced or device arrays).
+
+    Observation and reward code that picks its functions with this runs
+    unchanged on MJX data under jit and on plain MuJoCo's MjData in NumPy,
+    so playback outside JAX computes exactly what training saw.
+    """
+    return np if isinstance(x, np.ndarray | np.generic) else jnp
+
+
 @struct.dataclass
 class State:
     """One environment's state; every field gains a leading batch axis under vmap.
@@ -156,8 +166,8 @@ class MjxEnv(Env):
         self.n_substeps = n_substeps
         # Controls are scaled from [-1, 1] to each actuator's ctrlrange.
         low, high = self.mj_model.actuator_ctrlrange.T
-        self._ctrl_mid = jnp.asarray((high + low) / 2, dtype=jnp.float32)
-        self._ctrl_half = jnp.asarray((high - low) / 2, dtype=jnp.float32)
+        self._ctrl_mid = ((high + low) / 2).astype(np.float32)
+        self._ctrl_half = ((high - low) / 2).astype(np.float32)
 
     @property
     def action_size(self) -> int:
@@ -167,6 +177,17 @@ class MjxEnv(Env):
     def dt(self) -> float:
         return float(self.mj_model.opt.timestep) * self.n_substeps
 
+    # Rendering (jaxrl.video). Defined here, not on Env, so wrappers forward them to the MjxEnv.
+    render_camera: str | None = None  # the MJCF camera videos use; None: the free camera on the whole model
+
+    def episode_mj_model(self, state: State) -> mujoco.MjModel:
+        """The MjModel that renders the episode of `state` (one env's state, unbatched).
+
+        Envs that randomize something visible per episode (the grasp cube's
+        size) return a copy with it written in; others, the nominal `mj_model`.
+        """
+        return self.mj_model
+
     @property
     def action_names(self) -> tuple[str, ...]:
         if self.mj_model.nu != self.action_size:
@@ -175,10 +196,10 @@ class MjxEnv(Env):
 
     @property
     def control_affine(self) -> tuple[np.ndarray, np.ndarray] | None:
-        return np.asarray(self._ctrl_mid), np.asarray(self._ctrl_half)
+        return self._ctrl_mid, self._ctrl_half
 
     def action_to_ctrl(self, action: jax.Array) -> jax.Array:
-        return self._ctrl_mid + self._ctrl_half * jnp.clip(action, -1.0, 1.0)
+        return self._ctrl_mid + self._ctrl_half * array_module(action).clip(action, -1.0, 1.0)
 
     def init_data(self, qpos: jax.Array, qvel: jax.Array, model: Any = None) -> Any:
         """Physics state at (qpos, qvel) with derived quantities computed.

@@ -1,6 +1,6 @@
-"""Shaping kernels shared by the environments' reward terms."""
+"""Shaping kernels shared by the environments' reward terms (NumPy or JAX arrays)."""
 
-import jax.numpy as jnp
+from envs_mjx.core import array_module
 
 
 def tolerance(x, lower=0.0, upper=0.0, margin=0.0, sigmoid="gaussian", value_at_margin=0.1):
@@ -10,17 +10,18 @@ def tolerance(x, lower=0.0, upper=0.0, margin=0.0, sigmoid="gaussian", value_at_
     never reaches zero; "quadratic" reaches zero at the margin (and needs
     value_at_margin=0 to mean that). With margin 0 it is a plain indicator.
     """
+    xp = array_module(x)
     inside = (x >= lower) & (x <= upper)
     if margin == 0:
-        return jnp.where(inside, 1.0, 0.0)
-    distance = jnp.where(x < lower, lower - x, x - upper) / margin
+        return xp.where(inside, 1.0, 0.0)
+    distance = xp.where(x < lower, lower - x, x - upper) / margin
     if sigmoid == "gaussian":
-        scale = jnp.sqrt(-2.0 * jnp.log(value_at_margin))
-        outside = jnp.exp(-0.5 * (distance * scale) ** 2)
+        scale = xp.sqrt(-2.0 * xp.log(value_at_margin))
+        outside = xp.exp(-0.5 * (distance * scale) ** 2)
     elif sigmoid == "quadratic":
-        scale = jnp.sqrt(1.0 - value_at_margin)
+        scale = xp.sqrt(1.0 - value_at_margin)
         scaled = distance * scale
-        outside = jnp.where(jnp.abs(scaled) < 1.0, 1.0 - scaled**2, 0.0)
+        outside = xp.where(xp.abs(scaled) < 1.0, 1.0 - scaled**2, 0.0)
     else:
         raise ValueError(f"unknown sigmoid {sigmoid!r}; use 'gaussian' or 'quadratic'")
-    return jnp.where(inside, 1.0, outside)
+    return xp.where(inside, 1.0, outside)

@@ -251,8 +251,8 @@ class CartReachesRight(CartpoleBalance):
         return state.replace(done=(cart < -CART_LIMIT).astype(jnp.float32),
                              metrics=dict(state.metrics, success=(cart > CART_LIMIT).astype(jnp.float32)))
 
-    def _observe(self, data):
-        return {"state": super()._observe(data), "privileged": data.qvel}
+    def observe(self, data):
+        return {"state": super().observe(data), "privileged": data.qvel}
 
 
 def balance(obs, key):

@@ -65,7 +65,7 @@ def test_readings_match_mujocos_sensors(batched_envs):
     data = data.replace(xfrc_applied=jnp.zeros_like(data.xfrc_applied))
     # A physics step leaves positions and body velocities from before its integration, so
     # recompute them at the final qpos/qvel, as MuJoCo's mj_forward does below.
-    sensed = jax.jit(lambda d: env._sense(mjx.forward(env.mjx_model, d)))(data)
+    sensed = jax.jit(lambda d: env.sense(mjx.forward(env.mjx_model, d)))(data)
     model, mj_data = env.mj_model, mujoco.MjData(env.mj_model)
     mj_data.qpos[:], mj_data.qvel[:] = np.asarray(data.qpos), np.asarray(data.qvel)
     mujoco.mj_forward(model, mj_data)
@@ -141,7 +141,7 @@ def test_reward_terms_respond_to_what_they_measure(nominal_go1):
 
     # The servos cannot hold a joint at its limit within the action range, so feed the term
     # a reading with the FR knee at its upper limit.
-    sensed = env._sense(standing.data)
+    sensed = env.sense(standing.data)
     at_limit = dict(sensed, joint_pos=sensed["joint_pos"].at[2].set(env.mj_model.jnt_range[3, 1]))
     contact, first_contact, air_time = jnp.ones(4, bool), jnp.zeros(4, bool), jnp.zeros(4)
     args = (standing.info, jnp.zeros(12), contact, first_contact, air_time, jnp.array(False))

@@ -9,7 +9,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
+from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
 from envs_mjx.rewards import tolerance
 
 
@@ -39,27 +39,32 @@ class CartpoleBalance(MjxEnv):
         qvel = cfg.init_velocity_std * jax.random.normal(key_vel, (2,))
         data = self.init_data(qpos, qvel)
         metrics = {name: jnp.zeros(()) for name in ("upright", "centered", "small_control", "small_velocity")}
-        return State(data=data, obs=self._observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
+        return State(data=data, obs=self.observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
                      metrics=metrics)
 
     def step(self, state: State, action: jax.Array) -> State:
         ctrl = self.action_to_ctrl(action)
         data = self.physics_step(state.data, ctrl)
-        terms = self._reward_terms(data, ctrl)
-        reward = terms["upright"] * terms["centered"] * terms["small_control"] * terms["small_velocity"]
-        return state.replace(data=data, obs=self._observe(data), reward=reward, done=jnp.zeros(()),
+        reward, terms = self.reward(data, ctrl)
+        return state.replace(data=data, obs=self.observe(data), reward=reward, done=jnp.zeros(()),
                              metrics=terms)
 
-    def _observe(self, data) -> jax.Array:
-        cart, angle = data.qpos
-        return jnp.stack([cart, jnp.cos(angle), jnp.sin(angle), data.qvel[0], data.qvel[1]])
+    # Observation and reward take MJX data or plain MuJoCo's MjData (see `array_module`).
 
-    def _reward_terms(self, data, ctrl) -> dict:
+    def observe(self, data) -> jax.Array:
+        xp = array_module(data.qpos)
         cart, angle = data.qpos
-        return {
-            "upright": (jnp.cos(angle) + 1.0) / 2.0,
+        return xp.stack([cart, xp.cos(angle), xp.sin(angle), data.qvel[0], data.qvel[1]])
+
+    def reward(self, data, ctrl) -> tuple[jax.Array, dict]:
+        """(the product of the terms, the terms)."""
+        xp = array_module(data.qpos)
+        cart, angle = data.qpos
+        terms = {
+            "upright": (xp.cos(angle) + 1.0) / 2.0,
             "centered": (1.0 + tolerance(cart, margin=2.0)) / 2.0,
             "small_control": (4.0 + tolerance(ctrl[0], margin=1.0, sigmoid="quadratic",
                                               value_at_margin=0.0)) / 5.0,
             "small_velocity": (1.0 + tolerance(data.qvel[1], margin=5.0)) / 2.0,
         }
+        return terms["upright"] * terms["centered"] * terms["small_control"] * terms["small_velocity"], terms

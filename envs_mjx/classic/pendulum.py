@@ -9,7 +9,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
+from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
 from envs_mjx.rewards import tolerance
 
 _UPRIGHT_COS = float(jnp.cos(jnp.deg2rad(30.0)))
@@ -32,15 +32,23 @@ class PendulumSwingup(MjxEnv):
         # The hinge angle is measured from upright; any start angle is allowed.
         angle = jax.random.uniform(key, (1,), minval=-jnp.pi, maxval=jnp.pi)
         data = self.init_data(angle, jnp.zeros(1))
-        return State(data=data, obs=self._observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
+        return State(data=data, obs=self.observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
                      metrics={"upright": jnp.zeros(())})
 
     def step(self, state: State, action: jax.Array) -> State:
         data = self.physics_step(state.data, self.action_to_ctrl(action))
-        upright = tolerance(jnp.cos(data.qpos[0]), lower=_UPRIGHT_COS, upper=1.0)
-        return state.replace(data=data, obs=self._observe(data), reward=upright, done=jnp.zeros(()),
-                             metrics={"upright": upright})
+        reward, terms = self.reward(data, action)
+        return state.replace(data=data, obs=self.observe(data), reward=reward, done=jnp.zeros(()),
+                             metrics=terms)
 
-    def _observe(self, data) -> jax.Array:
+    # Observation and reward take MJX data or plain MuJoCo's MjData (see `array_module`).
+
+    def observe(self, data) -> jax.Array:
+        xp = array_module(data.qpos)
         angle = data.qpos[0]
-        return jnp.stack([jnp.cos(angle), jnp.sin(angle), data.qvel[0]])
+        return xp.stack([xp.cos(angle), xp.sin(angle), data.qvel[0]])
+
+    def reward(self, data, ctrl) -> tuple[jax.Array, dict]:
+        """1 while the pole is within 30 degrees of upright (the one term, "upright")."""
+        upright = tolerance(array_module(data.qpos).cos(data.qpos[0]), lower=_UPRIGHT_COS, upper=1.0)
+        return upright, {"upright": upright}

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
+from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
 from envs_mjx.go1 import randomize, terrain
 from envs_mjx.go1.randomize import RandomizationConfig
 from envs_mjx.go1.terrain import HeightMap, TerrainConfig
@@ -103,6 +103,8 @@ def _steps(seconds: float, dt: float) -> int:
 
 
 class Go1Joystick(MjxEnv):
+    render_camera = "tracking"  # follows the robot (go1.xml)
+
     def __init__(self, config: Go1JoystickConfig = Go1JoystickConfig()):
         if config.terrain not in ("flat", "rough"):
             raise ValueError(f"terrain must be 'flat' or 'rough', got {config.terrain!r}")
@@ -110,7 +112,7 @@ class Go1Joystick(MjxEnv):
         if config.terrain == "rough":
             heights = terrain.fill_heightfield(model, config.rough)
             half_x, half_y = model.hfield_size[0, :2]
-            self.ground = HeightMap(jnp.asarray(heights, jnp.float32), float(half_x), float(half_y))
+            self.ground = HeightMap(np.asarray(heights, np.float32), float(half_x), float(half_y))
         else:
             self.ground = HeightMap(None)
         super().__init__(model, config, n_substeps=5, mjx_sensors=False, impl=config.impl,
@@ -120,16 +122,17 @@ class Go1Joystick(MjxEnv):
         self._imu = model.site("imu").id
         self._feet = np.array([model.site(f"{leg}_foot").id for leg in LEGS])
         self._calves = np.array([model.body(f"{leg}_calf").id for leg in LEGS])
-        self._home_qpos = jnp.asarray(model.key("home").qpos, jnp.float32)
+        # Constants are NumPy arrays: they serve both MJX (under jit) and plain MuJoCo (see `outcome`).
+        self._home_qpos = model.key("home").qpos.astype(np.float32)
         self._home_joints = self._home_qpos[7:]
         home = mujoco.MjData(model)
         mujoco.mj_resetDataKeyframe(model, home, model.key("home").id)
         mujoco.mj_kinematics(model, home)
         self._home_feet_xy = jnp.asarray(home.site_xpos[self._feet, :2] - home.qpos[:2], jnp.float32)
         low, high = model.jnt_range[1:].T  # joint 0 is the trunk's free joint
-        self._joint_low, self._joint_high = jnp.asarray(low), jnp.asarray(high)
+        self._joint_low, self._joint_high = low.astype(np.float32), high.astype(np.float32)
         mid, half = (high + low) / 2, (high - low) / 2 * config.soft_joint_limit
-        self._soft_low, self._soft_high = jnp.asarray(mid - half), jnp.asarray(mid + half)
+        self._soft_low, self._soft_high = (mid - half).astype(np.float32), (mid + half).astype(np.float32)
         noise = config.noise
         amplitudes = {"gyro": noise.gyro, "gravity": noise.gravity, "joint_pos": noise.joint_pos,
                       "joint_vel": noise.joint_vel}
@@ -189,7 +192,7 @@ class Go1Joystick(MjxEnv):
             "push_left": jnp.int32(0),
             "push_timer": self._sample_push_interval(key_push),
         }
-        sensed = self._sense(data)
+        sensed = self.sense(data)
         obs = self._observe(sensed, info, jnp.zeros(4, bool), jnp.zeros(3), key_noise)
         metrics = {f"reward/{name}": jnp.zeros(()) for name in REWARD_TERMS}
         metrics.update(lin_vel_error=jnp.zeros(()), ang_vel_error=jnp.zeros(()))
@@ -205,17 +208,7 @@ class Go1Joystick(MjxEnv):
         targets = self._home_joints + cfg.action_scale * action
         data = self.physics_step(data, targets, info["model_params"].apply(self.mjx_model))
 
-        sensed = self._sense(data)
-        contact = sensed["feet_height"] < cfg.contact_height
-        air_time = info["feet_air_time"] + self.dt
-        first_contact = contact & (info["feet_air_time"] > 0)  # airborne last step, down now
-        trunk_height = data.qpos[2] - self.ground.height_at(data.qpos[:2])
-        terminated = (sensed["up_z"] < 0.0) | (trunk_height < cfg.termination_height)
-        terminated |= ~jnp.all(jnp.isfinite(data.qpos))
-
-        terms = self._reward_terms(data, sensed, info, action, contact, first_contact, air_time, terminated)
-        scaled = {name: getattr(cfg.rewards, name) * value * self.dt for name, value in terms.items()}
-        reward = jnp.nan_to_num(sum(scaled.values()))
+        out = self.outcome(data, info, action)
 
         timer = info["command_timer"] - 1
         command = jnp.where(timer <= 0, self._sample_command(key_command), info["command"])
@@ -225,15 +218,44 @@ class Go1Joystick(MjxEnv):
             "command": command,
             "command_timer": jnp.where(timer <= 0, self._command_steps, timer),
             "last_action": action,
-            "feet_air_time": jnp.where(contact, 0.0, air_time),
+            "feet_air_time": out["feet_air_time"],
         }
-        obs = self._observe(sensed, info, contact, push, key_noise)
-        metrics = {f"reward/{name}": value for name, value in scaled.items()}
-        metrics.update(
-            lin_vel_error=jnp.linalg.norm(state.info["command"][:2] - sensed["local_linvel"][:2]),
-            ang_vel_error=jnp.abs(state.info["command"][2] - sensed["gyro"][2]))
-        return state.replace(data=data, obs=obs, reward=reward, done=terminated.astype(jnp.float32),
-                             metrics=metrics, info=info)
+        obs = self._observe(out["sensed"], info, out["contact"], push, key_noise)
+        metrics = {f"reward/{name}": value for name, value in out["reward_terms"].items()}
+        metrics.update(lin_vel_error=out["lin_vel_error"], ang_vel_error=out["ang_vel_error"])
+        return state.replace(data=data, obs=obs, reward=out["reward"],
+                             done=out["terminated"].astype(jnp.float32), metrics=metrics, info=info)
+
+    def outcome(self, data, info: dict, action) -> dict:
+        """What a control step that ended in `data` earned, on MJX data or plain MuJoCo's MjData.
+
+        `info` holds the step's "command", the "last_action" before `action` and the
+        "feet_air_time" so far. Returns the readings ("sensed"), foot "contact", the new
+        "feet_air_time", the scaled "reward_terms" and their sum "reward", "terminated",
+        and the tracking errors.
+        """
+        cfg = self.config
+        xp = array_module(data.qpos)
+        sensed = self.sense(data)
+        contact = sensed["feet_height"] < cfg.contact_height
+        air_time = info["feet_air_time"] + self.dt
+        first_contact = contact & (info["feet_air_time"] > 0)  # airborne last step, down now
+        trunk_height = data.qpos[2] - self.ground.height_at(data.qpos[:2])
+        terminated = (sensed["up_z"] < 0.0) | (trunk_height < cfg.termination_height)
+        terminated = terminated | ~xp.all(xp.isfinite(data.qpos))
+
+        terms = self._reward_terms(data, sensed, info, action, contact, first_contact, air_time, terminated)
+        scaled = {name: getattr(cfg.rewards, name) * value * self.dt for name, value in terms.items()}
+        return {
+            "sensed": sensed,
+            "contact": contact,
+            "feet_air_time": xp.where(contact, 0.0, air_time),
+            "reward_terms": scaled,
+            "reward": xp.nan_to_num(sum(scaled.values())),
+            "terminated": terminated,
+            "lin_vel_error": xp.linalg.norm(info["command"][:2] - sensed["local_linvel"][:2]),
+            "ang_vel_error": xp.abs(info["command"][2] - sensed["gyro"][2]),
+        }
 
     # ------------------------------------------------------------ commands, pushes
 
@@ -264,20 +286,24 @@ class Go1Joystick(MjxEnv):
 
     # ------------------------------------------------------------ observation
 
-    def _sense(self, data) -> dict:
-        """What the IMU and foot sensors of the MJCF would read, from the physics state."""
-        rotation = data.xmat[self._trunk]  # body-to-world
+    def sense(self, data) -> dict:
+        """What the IMU and foot sensors of the MJCF would read, from the physics state.
+
+        Works on MJX data and on plain MuJoCo's MjData alike (whose xmat rows are flat).
+        """
+        xp = array_module(data.qpos)
+        rotation = data.xmat[self._trunk].reshape(3, 3)  # body-to-world
         gyro = data.qvel[3:6]  # a free joint's angular velocity is in the body frame
         angular_world = rotation @ gyro
         # qvel[:3] is the world velocity of the trunk's origin; move it to the IMU's position.
         lever = data.site_xpos[self._imu] - data.xpos[self._trunk]
-        local_linvel = rotation.T @ (data.qvel[:3] + jnp.cross(angular_world, lever))
+        local_linvel = rotation.T @ (data.qvel[:3] + xp.cross(angular_world, lever))
         feet_pos = data.site_xpos[self._feet]
         # Body velocities (cvel: [angular, linear]) are taken at the subtree centre of mass of
         # the trunk's tree; move each calf's to its foot.
         calf_velocity = data.cvel[self._calves]
         lever = feet_pos - data.subtree_com[self._trunk]
-        feet_linvel = calf_velocity[:, 3:] + jnp.cross(calf_velocity[:, :3], lever)
+        feet_linvel = calf_velocity[:, 3:] + xp.cross(calf_velocity[:, :3], lever)
         return {
             "gyro": gyro,
             "gravity": -rotation[2],  # world "down" in the body frame
@@ -290,9 +316,14 @@ class Go1Joystick(MjxEnv):
             "feet_height": feet_pos[:, 2] - FOOT_RADIUS - self.ground.height_at(feet_pos[:, :2]),
         }
 
+    def policy_state(self, sensed: dict, last_action, command):
+        """The policy's observation (`STATE_LAYOUT`) before sensor noise; NumPy or JAX."""
+        xp = array_module(sensed["gyro"])
+        return xp.concatenate([sensed["gyro"], sensed["gravity"], sensed["joint_pos"] - self._home_joints,
+                               sensed["joint_vel"], last_action, command])
+
     def _observe(self, sensed: dict, info: dict, contact: jax.Array, push: jax.Array, key: jax.Array) -> dict:
-        state = jnp.concatenate([sensed["gyro"], sensed["gravity"], sensed["joint_pos"] - self._home_joints,
-                                 sensed["joint_vel"], info["last_action"], info["command"]])
+        state = self.policy_state(sensed, info["last_action"], info["command"])
         noisy = state + self._noise_amplitude * jax.random.uniform(key, state.shape, minval=-1.0, maxval=1.0)
         privileged = jnp.concatenate([state, sensed["local_linvel"], contact.astype(jnp.float32),
                                       sensed["feet_height"], push])
@@ -303,24 +334,25 @@ class Go1Joystick(MjxEnv):
     def _reward_terms(self, data, sensed, info, action, contact, first_contact, air_time, terminated) -> dict:
         """Unscaled terms, one per entry of `RewardScales`; the command is the one just pursued."""
         cfg = self.config
+        xp = array_module(data.qpos)
         command = info["command"]
-        moving = jnp.linalg.norm(command) > 0.1
+        moving = xp.linalg.norm(command) > 0.1
         joints = sensed["joint_pos"]
-        lin_error = jnp.sum(jnp.square(command[:2] - sensed["local_linvel"][:2]))
-        yaw_error = jnp.square(command[2] - sensed["gyro"][2])
-        over_limits = jnp.clip(joints - self._soft_high, 0.0) + jnp.clip(self._soft_low - joints, 0.0)
-        slip = jnp.sum(jnp.square(sensed["feet_linvel"][:, :2]), axis=-1)
+        lin_error = xp.sum(xp.square(command[:2] - sensed["local_linvel"][:2]))
+        yaw_error = xp.square(command[2] - sensed["gyro"][2])
+        over_limits = xp.maximum(joints - self._soft_high, 0.0) + xp.maximum(self._soft_low - joints, 0.0)
+        slip = xp.sum(xp.square(sensed["feet_linvel"][:, :2]), axis=-1)
         return {
-            "tracking_lin_vel": jnp.exp(-lin_error / cfg.tracking_sigma),
-            "tracking_ang_vel": jnp.exp(-yaw_error / cfg.tracking_sigma),
-            "lin_vel_z": jnp.square(data.qvel[2]),
-            "ang_vel_xy": jnp.sum(jnp.square(sensed["gyro"][:2])),
-            "orientation": jnp.sum(jnp.square(sensed["gravity"][:2])),
-            "torques": jnp.sum(jnp.square(data.actuator_force)),
-            "action_rate": jnp.sum(jnp.square(action - info["last_action"])),
-            "joint_limits": jnp.sum(over_limits),
-            "feet_air_time": jnp.sum((air_time - cfg.air_time_target) * first_contact) * moving,
-            "foot_slip": jnp.sum(slip * contact),
-            "stand_still": jnp.sum(jnp.abs(joints - self._home_joints)) * ~moving,
-            "termination": terminated.astype(jnp.float32),
+            "tracking_lin_vel": xp.exp(-lin_error / cfg.tracking_sigma),
+            "tracking_ang_vel": xp.exp(-yaw_error / cfg.tracking_sigma),
+            "lin_vel_z": xp.square(data.qvel[2]),
+            "ang_vel_xy": xp.sum(xp.square(sensed["gyro"][:2])),
+            "orientation": xp.sum(xp.square(sensed["gravity"][:2])),
+            "torques": xp.sum(xp.square(data.actuator_force)),
+            "action_rate": xp.sum(xp.square(action - info["last_action"])),
+            "joint_limits": xp.sum(over_limits),
+            "feet_air_time": xp.sum((air_time - cfg.air_time_target) * first_contact) * moving,
+            "foot_slip": xp.sum(slip * contact),
+            "stand_still": xp.sum(xp.abs(joints - self._home_joints)) * ~moving,
+            "termination": terminated.astype(xp.float32),
         }

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
+
+from envs_mjx.core import array_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,22 +63,23 @@ def fill_heightfield(model: mujoco.MjModel, cfg: TerrainConfig) -> np.ndarray:
 class HeightMap:
     """Ground elevations on a regular grid, for bilinear look-ups inside jit."""
 
-    heights: jax.Array | None  # [nrow, ncol]; row i is y, column j is x. None: a flat floor at 0
+    heights: np.ndarray | None  # [nrow, ncol] float32; row i is y, column j is x. None: a flat floor at 0
     half_x: float = 1.0
     half_y: float = 1.0
 
-    def height_at(self, xy: jax.Array) -> jax.Array:
-        """Ground height under points xy [..., 2]; off the grid, the nearest edge's height."""
+    def height_at(self, xy):
+        """Ground height under points xy [..., 2] (NumPy or JAX); off the grid, the nearest edge's height."""
+        xp = array_module(xy)
         if self.heights is None:
-            return jnp.zeros(xy.shape[:-1])
+            return xp.zeros(xy.shape[:-1])
         nrow, ncol = self.heights.shape
         col = (xy[..., 0] + self.half_x) / (2 * self.half_x) * (ncol - 1)
         row = (xy[..., 1] + self.half_y) / (2 * self.half_y) * (nrow - 1)
-        col = jnp.clip(col, 0.0, ncol - 1.001)
-        row = jnp.clip(row, 0.0, nrow - 1.001)
-        c0, r0 = jnp.floor(col).astype(jnp.int32), jnp.floor(row).astype(jnp.int32)
+        col = xp.clip(col, 0.0, ncol - 1.001)
+        row = xp.clip(row, 0.0, nrow - 1.001)
+        c0, r0 = xp.floor(col).astype(xp.int32), xp.floor(row).astype(xp.int32)
         fc, fr = col - c0, row - r0
-        h = self.heights
+        h = xp.asarray(self.heights)
         top = h[r0, c0] * (1 - fc) + h[r0, c0 + 1] * fc
         bottom = h[r0 + 1, c0] * (1 - fc) + h[r0 + 1, c0 + 1] * fc
         return top * (1 - fr) + bottom * fr
