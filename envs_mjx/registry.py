@@ -16,6 +16,7 @@ class EnvSpec(NamedTuple):
     config_class: str
     summary: str
     expert: str | None = None  # module with make_expert(env) -> policy(obs, key), for `jaxrl collect`
+    plain: str = "envs_mjx.plain:PlainEnv"  # its twin on plain MuJoCo (module:class), for `jaxrl play`
 
 
 _ENVS: dict[str, EnvSpec] = {
@@ -24,9 +25,11 @@ _ENVS: dict[str, EnvSpec] = {
     "pendulum-swingup": EnvSpec("envs_mjx.classic.pendulum", "PendulumSwingup", "PendulumConfig",
                                 "swing a torque-limited pendulum up and hold it (sparse)"),
     "go1-joystick": EnvSpec("envs_mjx.go1.joystick", "Go1Joystick", "Go1JoystickConfig",
-                            "Unitree Go1 walks, turns and strafes on command, flat floor"),
+                            "Unitree Go1 walks, turns and strafes on command, flat floor",
+                            plain="envs_mjx.go1.joystick_plain:Go1JoystickPlain"),
     "go1-joystick-rough": EnvSpec("envs_mjx.go1.joystick", "Go1Joystick", "Go1JoystickRoughConfig",
-                                  "Unitree Go1 joystick on procedural rough ground"),
+                                  "Unitree Go1 joystick on procedural rough ground",
+                                  plain="envs_mjx.go1.joystick_plain:Go1JoystickPlain"),
     "grasp-lift-cube": EnvSpec("envs_mjx.grasp.lift_cube", "LiftCube", "LiftCubeConfig",
                                "gantry gripper with tactile pads lifts a cube 10 cm (scripted expert)",
                                expert="envs_mjx.grasp.expert"),
@@ -84,3 +87,14 @@ def make_expert(name: str, env: Env):
         raise NoExpertError(f"env {name!r} has no scripted expert; envs with one: {', '.join(with_expert)}. "
                             f"Collect from a trained policy instead: --policy RUN_DIR")
     return importlib.import_module(spec.expert).make_expert(env)
+
+
+def plain_class(name: str) -> type:
+    """The class of env `name`'s twin on plain MuJoCo (`envs_mjx.plain`)."""
+    module, cls = _spec(name).plain.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_plain(name: str, env: Env):
+    """Env `name`'s twin on plain MuJoCo (`envs_mjx.plain`) for the MJX env `env`."""
+    return plain_class(name)(env)

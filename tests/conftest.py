@@ -83,3 +83,13 @@ def small_run(tiny_config, tmp_path_factory):
         return runs[env_name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def solved_cartpole(tmp_path_factory):
+    """(run_dir, TrainResult) of `jaxrl train cartpole-balance ppo`'s CPU preset: a policy that balances."""
+    from jaxrl.train import train
+
+    run_dir = tmp_path_factory.mktemp("solved-cartpole")
+    cfg = config.load("cartpole-balance", "ppo", preset="cpu", overrides=["train.tensorboard=false"])
+    return run_dir, train(cfg, run_dir)

@@ -1,0 +1,63 @@
+"""`jaxrl play --compare RUN_DIR`: the same episodes in MJX and in plain MuJoCo.
+
+Episode i starts from the MJX env's reset with the same key on both sides; MJX
+runs the run's JAX policy, plain MuJoCo runs the exported ONNX policy with the
+observation and reward computed in NumPy. The env is configured the way the
+twin plays (`PlainEnv.matching_config`: no sensor noise, nominal model, the
+start command held), so the two sides differ only in physics engine and
+policy runtime, which is what a sim-to-sim check measures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import envs_mjx
+from jaxrl.export.onnx_policy import OnnxPolicy
+from jaxrl.export.play import env_action, episode_key, play_episode
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    mjx_returns: np.ndarray  # [episodes]
+    plain_returns: np.ndarray  # [episodes]
+
+    @property
+    def kept(self) -> float:
+        """Plain MuJoCo's mean return as a share of MJX's (1.0: all of it)."""
+        return float(np.mean(self.plain_returns) / np.mean(self.mjx_returns))
+
+
+def mjx_returns(env, policy, params, keys: jax.Array, episode_length: int) -> np.ndarray:
+    """Returns [len(keys)] of the deterministic `policy(params, obs)`, one MJX episode per key."""
+
+    def episode(key):
+        def step(carry, _):
+            state, alive = carry
+            state = env.step(state, policy(params, state.obs))
+            reward = jnp.where(alive, state.reward, 0.0)
+            return (state, alive & (state.done == 0)), reward
+
+        _, rewards = jax.lax.scan(step, (env.reset(key), jnp.bool_(True)), None, length=episode_length)
+        return jnp.sum(rewards)
+
+    return np.asarray(jax.jit(jax.vmap(episode))(keys))
+
+
+def compare(algo, params, env_name: str, env_config, policy: OnnxPolicy, episodes: int,
+            seed: int = 0) -> Comparison:
+    """Returns of `episodes` matched episodes: `algo`'s JAX policy in MJX, `policy` in plain MuJoCo."""
+    plain_class = envs_mjx.plain_class(env_name)
+    env = envs_mjx.make(env_name, plain_class.matching_config(env_config))
+    keys = jax.vmap(lambda i: episode_key(seed, i))(jnp.arange(episodes))
+    length = env.config.episode_length
+    in_mjx = mjx_returns(env, algo.policy, params, keys, length)
+
+    twin, reset = plain_class(env), jax.jit(env.reset)
+    act = lambda obs: env_action(policy(obs), policy.metadata)  # noqa: E731
+    in_plain = [list(play_episode(act, twin, reset(key), length))[-1].episode_return for key in keys]
+    return Comparison(in_mjx, np.asarray(in_plain))
