@@ -1,5 +1,6 @@
 """MJX environments for jaxrl: batched, pure, jit- and vmap-able."""
 
+from envs_mjx import _gl  # noqa: F401  first: picks MuJoCo's offscreen GL backend (see _gl.py)
 from envs_mjx.core import Env, EnvConfig, MjxEnv, State
 from envs_mjx.registry import config_class, list_envs, make, make_expert
 from envs_mjx.wrappers import wrap_for_eval, wrap_for_training

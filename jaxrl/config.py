@@ -54,6 +54,8 @@ class TrainConfig:
     keep_checkpoints: int = 3  # periodic checkpoints kept on disk (plus the best)
     run_dir: str = ""  # empty: runs/<env>-<algo>-<timestamp>
     tensorboard: bool = True  # also write TensorBoard events
+    video_every: int = 0  # env steps between videos of the deterministic policy, and one at the end; 0: none
+    video_steps: int = 250  # control steps a video shows at most (it ends with the episode)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,6 +85,15 @@ class RunLogger:
             self.console.print(f"{steps:>12,} / {self.total_steps:,} steps  {sps:>9,.0f} steps/s  "
                                f"return {self._last_return}  ETA {eta}")
 
+    def image(self, tag: str, encoded: bytes, height: int, width: int, env_steps: int) -> None:
+        """An encoded image in TensorBoard, if on: a PNG, or an animated GIF, which TensorBoard plays."""
+        if self._writer is None:
+            return
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
+        self._writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_steps)
+
     def message(self, text: str) -> None:
         """A line above the progress bar (or plain)."""
         (self._progress.console if self._progress else self.console).print(text)

@@ -29,8 +29,10 @@ import envs_mjx
 from jaxrl import algos, config
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.logger import RunLogger
+from jaxrl.video import TrainingVideos
 
-SEED_STREAM_INIT, SEED_STREAM_EVAL = 0, 1  # independent key streams: evaluating never shifts training
+# Independent key streams: evaluating or recording videos never shifts training.
+SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO = 0, 1, 2
 
 
 class TrainingDiverged(RuntimeError):
@@ -147,9 +149,11 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     total_calls = max(1, math.ceil(tc.num_timesteps / steps_per_call))
     eval_calls = max(1, round(tc.eval_every / steps_per_call))
     checkpoint_calls = max(1, round(tc.checkpoint_every / steps_per_call))
+    video_calls = max(1, round(tc.video_every / steps_per_call))
 
     key_init = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_INIT)
     key_eval = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_EVAL)
+    key_video = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_VIDEO)
     init = jax.jit(lambda key: algo.init(key, train_env, cfg.algo))
 
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=tc.keep_checkpoints)
@@ -175,6 +179,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     started = time.monotonic()
     run_call = jax.jit(run_iterations).lower(state).compile()
     evaluate = evaluate.lower(algo.policy_params(state), key_eval).compile()
+    videos = TrainingVideos(eval_env.unwrapped, algo.policy, algo.policy_params(state), key_video,
+                            tc.video_steps, run_dir / "videos", console) if tc.video_every else None
     compile_seconds = time.monotonic() - started
     console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
                   f"{algo.steps_per_iteration(cfg.algo):,} env steps per device call, "
@@ -231,6 +237,9 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                     last_eval = run_eval(call, record)
                 if call % checkpoint_calls == 0 or call == total_calls:
                     checkpointer.save(call, state, meta(call))
+                if videos is not None and (call % video_calls == 0 or call == total_calls):
+                    videos.record(algo.policy_params(state), jax.random.fold_in(key_video, call),
+                                  call * steps_per_call, logger)
                 publish(record)
     except KeyboardInterrupt:
         status = "interrupted"

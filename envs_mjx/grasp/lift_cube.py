@@ -30,11 +30,13 @@ leaves the table.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
+import mujoco
 
 from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
 from envs_mjx.grasp import randomize
@@ -77,6 +79,8 @@ class PlaceCubeConfig(LiftCubeConfig):
 
 
 class LiftCube(MjxEnv):
+    render_camera = "table"  # fixed, on the whole table top (lift_cube.xml)
+
     def __init__(self, config: LiftCubeConfig = LiftCubeConfig()):
         if config.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {config.task!r}")
@@ -176,6 +180,12 @@ class LiftCube(MjxEnv):
 
     def _episode_model(self, cube: randomize.CubeParams):
         return cube.apply(self.mjx_model, self._cube_body, self._cube_geom)
+
+    def episode_mj_model(self, state: State) -> mujoco.MjModel:
+        """The nominal model with the episode's cube size: of the cube's draws, only its size shows."""
+        model = copy.copy(self.mj_model)
+        model.geom_size[self._cube_geom] = float(state.info["cube"].half_size)
+        return model
 
     def _sample_target(self, key: jax.Array) -> jax.Array:
         cfg = self.config
