@@ -32,10 +32,12 @@ _ENVS: dict[str, EnvSpec] = {
                                   plain="envs_mjx.go1.joystick_plain:Go1JoystickPlain"),
     "grasp-lift-cube": EnvSpec("envs_mjx.grasp.lift_cube", "LiftCube", "LiftCubeConfig",
                                "gantry gripper with tactile pads lifts a cube 10 cm (scripted expert)",
-                               expert="envs_mjx.grasp.expert"),
+                               expert="envs_mjx.grasp.expert",
+                               plain="envs_mjx.grasp.lift_cube_plain:LiftCubePlain"),
     "grasp-place-cube": EnvSpec("envs_mjx.grasp.lift_cube", "LiftCube", "PlaceCubeConfig",
                                 "gantry gripper carries a cube to a target in the air (scripted expert)",
-                                expert="envs_mjx.grasp.expert"),
+                                expert="envs_mjx.grasp.expert",
+                                plain="envs_mjx.grasp.lift_cube_plain:LiftCubePlain"),
 }
 
 

@@ -22,6 +22,7 @@ class CartpoleConfig(EnvConfig):
 
 
 class CartpoleBalance(MjxEnv):
+    render_camera = "side"
     def __init__(self, config: CartpoleConfig = CartpoleConfig()):
         super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=1)
 

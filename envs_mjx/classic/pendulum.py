@@ -21,6 +21,7 @@ class PendulumConfig(EnvConfig):
 
 
 class PendulumSwingup(MjxEnv):
+    render_camera = "side"
     def __init__(self, config: PendulumConfig = PendulumConfig()):
         super().__init__(ASSETS / "classic" / "pendulum.xml", config, n_substeps=1)
 

@@ -37,8 +37,9 @@ import math
 import jax
 import jax.numpy as jnp
 import mujoco
+import numpy as np
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State
+from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
 from envs_mjx.grasp import randomize
 from envs_mjx.grasp.randomize import RandomizationConfig
 from envs_mjx.grasp.tactile import PAD_COLS, PAD_ROWS, TactilePads
@@ -91,10 +92,11 @@ class LiftCube(MjxEnv):
         self.obs_parts = tuple(name for name, _ in self.obs_layout)
         self.reward_terms = ("reach", "grasp", "lift") + (("place",) if config.task == "place" else ())
         self._cube_body, self._cube_geom = model.body("cube").id, model.geom("cube").id
-        self._gantry_low, self._gantry_high = (jnp.asarray(a, jnp.float32) for a in model.jnt_range[1:4].T)
+        # Constants are NumPy arrays: they serve both MJX (under jit) and plain MuJoCo (see `outcome`).
+        self._gantry_low, self._gantry_high = (a.astype(np.float32) for a in model.jnt_range[1:4].T)
         self._finger_open = float(model.jnt_range[model.joint("finger_left").id, 1])
         # The gripper body sits at the gantry joints' position; the grip centre is a site on it.
-        self._grip_offset = jnp.asarray(model.site("grip_center").pos, jnp.float32)
+        self._grip_offset = model.site("grip_center").pos.astype(np.float32)
         # The cube leaving the table top (or falling below it) ends the episode.
         self._table_half_size = float(model.geom("table").size[0])
         self.tactile = TactilePads(model)
@@ -141,51 +143,76 @@ class LiftCube(MjxEnv):
 
         info = {"rng": key, "cube": cube, "target": self._sample_target(key_target),
                 "hold": jnp.int32(0), "succeeded": jnp.bool_(False)}
-        obs = self._observe(data, info)
+        obs = self.observe(data, info)
         metrics = {f"reward/{name}": jnp.zeros(()) for name in self.reward_terms}
         metrics.update(success=jnp.zeros(()), cube_height=jnp.zeros(()))
         return State(data=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics, info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
-        cfg, info = self.config, state.info
+        info = state.info
         action = jnp.clip(action, -1.0, 1.0)
-        gantry = state.data.qpos[7:10]
-        target = jnp.clip(gantry + cfg.max_step * action[:3], self._gantry_low, self._gantry_high)
-        fingers = jnp.full(2, (action[3] + 1.0) / 2.0 * self._finger_open)
-        data = self.physics_step(state.data, jnp.concatenate([target, fingers]),
+        data = self.physics_step(state.data, self.control(state.data.qpos, action),
                                  self._episode_model(info["cube"]))
+        out = self.outcome(data, info)
+        info = {**info, "hold": out["hold"], "succeeded": out["succeeded"]}
+        metrics = {f"reward/{name}": value for name, value in out["reward_terms"].items()}
+        metrics.update(success=out["success"].astype(jnp.float32), cube_height=out["cube_height"])
+        return state.replace(data=data, obs=out["obs"], reward=out["reward"],
+                             done=out["terminated"].astype(jnp.float32), metrics=metrics, info=info)
 
-        obs = self._observe(data, info)
-        cube_pos, half_size = data.qpos[:3], info["cube"].half_size
-        height = cube_pos[2] - half_size
+    # Control, observation and reward take MJX data or plain MuJoCo's MjData (see `array_module`).
+
+    def control(self, qpos, action):
+        """Actuator targets: the gantry moved by up to `max_step` from where it is, the finger opening."""
+        xp = array_module(qpos)
+        target = xp.clip(qpos[7:10] + self.config.max_step * action[:3], self._gantry_low, self._gantry_high)
+        fingers = xp.full(2, (action[3] + 1.0) / 2.0 * self._finger_open)
+        return xp.concatenate([target, fingers])
+
+    def outcome(self, data, info: dict) -> dict:
+        """What a control step that ended in `data` gave: "obs", the scaled "reward_terms" and their sum
+        "reward", "terminated", "success" (on the step it is reached), the cube's height and the new
+        "hold" count and "succeeded" flag; `info` holds the episode's "cube", "target", "hold" and
+        "succeeded"."""
+        cfg = self.config
+        xp = array_module(data.qpos)
+        obs = self.observe(data, info)
+        cube_pos = data.qpos[:3]
+        height = cube_pos[2] - info["cube"].half_size
         held = self.is_held(obs)
         if cfg.task == "place":
-            achieved = jnp.linalg.norm(obs["cube_to_target"]) < cfg.place_tolerance
+            achieved = xp.linalg.norm(obs["cube_to_target"]) < cfg.place_tolerance
         else:
             achieved = held & (height >= cfg.lift_height)
-        hold = jnp.where(achieved, info["hold"] + 1, 0)
+        hold = xp.where(achieved, info["hold"] + 1, 0)
         newly_succeeded = (hold >= cfg.hold_steps) & ~info["succeeded"]
 
         terms = self._reward_terms(obs, held, height)
         scaled = {name: getattr(cfg.rewards, name) * value for name, value in terms.items()}
-        reward = jnp.nan_to_num(sum(scaled.values()))
-        off_table = (jnp.max(jnp.abs(cube_pos[:2])) > self._table_half_size) | (cube_pos[2] < -0.05)
-        terminated = off_table | ~jnp.all(jnp.isfinite(data.qpos))
-
-        info = {**info, "hold": hold, "succeeded": info["succeeded"] | newly_succeeded}
-        metrics = {f"reward/{name}": value for name, value in scaled.items()}
-        metrics.update(success=newly_succeeded.astype(jnp.float32), cube_height=height)
-        return state.replace(data=data, obs=obs, reward=reward, done=terminated.astype(jnp.float32),
-                             metrics=metrics, info=info)
+        off_table = (xp.max(xp.abs(cube_pos[:2])) > self._table_half_size) | (cube_pos[2] < -0.05)
+        return {
+            "obs": obs,
+            "reward_terms": scaled,
+            "reward": xp.nan_to_num(sum(scaled.values())),
+            "terminated": off_table | ~xp.all(xp.isfinite(data.qpos)),
+            "success": newly_succeeded,
+            "cube_height": height,
+            "hold": hold,
+            "succeeded": info["succeeded"] | newly_succeeded,
+        }
 
     def _episode_model(self, cube: randomize.CubeParams):
         return cube.apply(self.mjx_model, self._cube_body, self._cube_geom)
 
     def episode_mj_model(self, state: State) -> mujoco.MjModel:
-        """The nominal model with the episode's cube size: of the cube's draws, only its size shows."""
+        """The nominal model with the episode's cube (its size is what shows)."""
         model = copy.copy(self.mj_model)
-        model.geom_size[self._cube_geom] = float(state.info["cube"].half_size)
+        self.write_cube(model, state)
         return model
+
+    def write_cube(self, mj_model: mujoco.MjModel, state: State) -> None:
+        """Put the cube of the episode `state` is in into a plain MuJoCo model, in place."""
+        jax.device_get(state.info["cube"]).write_into(mj_model, self._cube_body, self._cube_geom)
 
     def _sample_target(self, key: jax.Array) -> jax.Array:
         cfg = self.config
@@ -196,7 +223,8 @@ class LiftCube(MjxEnv):
 
     # ------------------------------------------------------------ observation, reward
 
-    def _observe(self, data, info: dict) -> dict:
+    def observe(self, data, info: dict) -> dict:
+        xp = array_module(data.qpos)
         pads = self.tactile.read(data)
         gripper_pos = data.qpos[7:10] + self._grip_offset
         cube_pos = data.qpos[:3]
@@ -212,24 +240,24 @@ class LiftCube(MjxEnv):
         }
         if self.config.task == "place":
             obs.update(target_pos=info["target"], cube_to_target=info["target"] - cube_pos)
-        obs = {name: jnp.nan_to_num(value) for name, value in obs.items()}
-        obs["state"] = jnp.concatenate([obs[name].ravel() for name in self.obs_parts])
+        obs = {name: xp.nan_to_num(value) for name, value in obs.items()}
+        obs["state"] = xp.concatenate([obs[name].ravel() for name in self.obs_parts])
         return obs
 
     def is_held(self, obs: dict) -> jax.Array:
         """Both pads press the cube with at least `grasp_force`."""
-        force = self.config.grasp_force
-        return (jnp.sum(obs["tactile_left"]) >= force) & (jnp.sum(obs["tactile_right"]) >= force)
+        force, xp = self.config.grasp_force, array_module(obs["tactile_left"])
+        return (xp.sum(obs["tactile_left"]) >= force) & (xp.sum(obs["tactile_right"]) >= force)
 
     def _reward_terms(self, obs: dict, held: jax.Array, height: jax.Array) -> dict:
         """Unscaled terms in [0, 1], one per entry of `RewardScales` the task uses."""
-        cfg = self.config
+        cfg, xp = self.config, array_module(obs["cube_rel_pos"])
         terms = {
-            "reach": 1.0 - jnp.tanh(10.0 * jnp.linalg.norm(obs["cube_rel_pos"])),
-            "grasp": held.astype(jnp.float32),
-            "lift": held * jnp.clip(height / cfg.lift_height, 0.0, 1.0),
+            "reach": 1.0 - xp.tanh(10.0 * xp.linalg.norm(obs["cube_rel_pos"])),
+            "grasp": held.astype(xp.float32),
+            "lift": held * xp.clip(height / cfg.lift_height, 0.0, 1.0),
         }
         if cfg.task == "place":
-            terms["place"] = held * (1.0 - jnp.tanh(10.0 * jnp.linalg.norm(obs["cube_to_target"])))
+            terms["place"] = held * (1.0 - xp.tanh(10.0 * xp.linalg.norm(obs["cube_to_target"])))
         return terms
 

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from envs_mjx.core import array_module
+
 
 @dataclasses.dataclass(frozen=True)
 class RandomizationConfig:
@@ -33,16 +35,28 @@ class CubeParams:
     mass: jax.Array  # scalar
     friction: jax.Array  # scalar
 
-    def apply(self, model, cube_body: int, cube_geom: int):
+    def _entries(self, cube_body: int, cube_geom: int):
+        """(model field, index, value) for everything the episode's cube sets (NumPy or JAX values)."""
+        xp = array_module(self.half_size)
         # A solid cube of edge 2h has inertia m (2h)^2 / 6 about every axis through its centre.
-        inertia = jnp.full(3, self.mass * (2 * self.half_size) ** 2 / 6)
-        return model.replace(
-            geom_size=model.geom_size.at[cube_geom].set(jnp.full(3, self.half_size)),
-            geom_rbound=model.geom_rbound.at[cube_geom].set(jnp.sqrt(3.0) * self.half_size),
-            geom_friction=model.geom_friction.at[cube_geom, 0].set(self.friction),
-            body_mass=model.body_mass.at[cube_body].set(self.mass),
-            body_inertia=model.body_inertia.at[cube_body].set(inertia),
-        )
+        inertia = xp.full(3, self.mass * (2 * self.half_size) ** 2 / 6)
+        return (("geom_size", cube_geom, xp.full(3, self.half_size)),
+                ("geom_rbound", cube_geom, math.sqrt(3.0) * self.half_size),
+                ("geom_friction", (cube_geom, 0), self.friction),
+                ("body_mass", cube_body, self.mass),
+                ("body_inertia", cube_body, inertia))
+
+    def apply(self, model, cube_body: int, cube_geom: int):
+        """The MJX model with this cube (a new model: MJX models are immutable)."""
+        return model.replace(**{field: getattr(model, field).at[index].set(value)
+                                for field, index, value in self._entries(cube_body, cube_geom)})
+
+    def write_into(self, mj_model, cube_body: int, cube_geom: int) -> None:
+        """Put this cube (NumPy values) into a plain MuJoCo model, in place."""
+        for field, index, value in self._entries(cube_body, cube_geom):
+            getattr(mj_model, field)[index] = value
+        # MuJoCo's broad phase also reads the geom's bounding box, which MJX does not keep.
+        mj_model.geom_aabb[cube_geom, 3:] = self.half_size
 
 
 def sample(key: jax.Array, cfg: RandomizationConfig) -> CubeParams:

@@ -35,13 +35,22 @@ class TactilePads:
         wrong = [name for name, geom in zip(names, geoms, strict=True) if mj_model.geom_condim[geom] != 3]
         if wrong:
             raise ValueError(f"taxels must have condim 3 (normal and two sliding frictions): {wrong}")
-        self._geoms = jnp.asarray(geoms)
+        self._geoms = geoms
 
     def read(self, data) -> dict[str, jax.Array]:
-        """{"left": [3, 4], "right": [3, 4]} normal forces in newtons (0 without contact)."""
-        contact = data._impl.contact
-        rows = contact.efc_address[:, None] + jnp.arange(PYRAMID_ROWS)  # [contacts, 4]
-        normal = jnp.where(contact.efc_address >= 0, jnp.sum(data._impl.efc_force[rows], axis=-1), 0.0)
-        touches = jnp.any(contact.geom[None] == self._geoms[:, None, None], axis=-1)  # [taxels, contacts]
-        force = jnp.maximum(touches @ normal, 0.0)
+        """{"left": [3, 4], "right": [3, 4]} normal forces in newtons (0 without contact).
+
+        `data`: MJX data (a fixed set of contact slots), or plain MuJoCo's MjData
+        (its active contacts only; NumPy arrays come back).
+        """
+        if isinstance(data, mujoco.MjData):
+            contact, efc_force, xp = data.contact, data.efc_force, np
+            # A contact row for every pyramid edge, even when no constraint is active at all.
+            efc_force = np.append(efc_force, np.zeros(PYRAMID_ROWS))
+        else:
+            contact, efc_force, xp = data._impl.contact, data._impl.efc_force, jnp
+        rows = contact.efc_address[:, None] + xp.arange(PYRAMID_ROWS)  # [contacts, 4]
+        normal = xp.where(contact.efc_address >= 0, xp.sum(efc_force[rows], axis=-1), 0.0)
+        touches = xp.any(contact.geom[None] == self._geoms[:, None, None], axis=-1)  # [taxels, contacts]
+        force = xp.maximum(touches @ normal, 0.0)
         return dict(zip(PADS, force.reshape(len(PADS), PAD_ROWS, PAD_COLS), strict=True))
