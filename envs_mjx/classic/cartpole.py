@@ -22,7 +22,8 @@ class CartpoleConfig(EnvConfig):
 
 
 class CartpoleBalance(MjxEnv):
-    render_camera = "side"
+    render_camera = "side"  # the MJCF camera videos use
+
     def __init__(self, config: CartpoleConfig = CartpoleConfig()):
         super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=1)
 

@@ -21,7 +21,8 @@ class PendulumConfig(EnvConfig):
 
 
 class PendulumSwingup(MjxEnv):
-    render_camera = "side"
+    render_camera = "side"  # the MJCF camera videos use
+
     def __init__(self, config: PendulumConfig = PendulumConfig()):
         super().__init__(ASSETS / "classic" / "pendulum.xml", config, n_substeps=1)
 
