@@ -90,10 +90,29 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
 
-    def restore(self, abstract_state: Any, which: str = "latest") -> tuple[Any, dict]:
-        """(state, meta) of the newest `latest` checkpoint or of the `best` one."""
-        manager = {"latest": self._latest, "best": self._best}[which]
-        step = manager.best_step() if which == "best" else manager.latest_step()
+    def _meta(self, manager: ocp.CheckpointManager, step: int) -> dict:
+        return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+    def _at_env_steps(self, env_steps: int) -> tuple[ocp.CheckpointManager, int]:
+        """The manager and step of the kept checkpoint taken at `env_steps` (what users see in logs)."""
+        kept = {}
+        for manager in (self._best, self._latest):  # the same checkpoint in both: either will do
+            for step in manager.all_steps():
+                kept[self._meta(manager, step)["env_steps"]] = (manager, step)
+        if env_steps not in kept:
+            available = ", ".join(f"{steps:,}" for steps in sorted(kept)) or "none"
+            raise CheckpointError(f"no checkpoint at {env_steps:,} env steps under {self.directory}; "
+                                  f"available (env steps): {available}")
+        return kept[env_steps]
+
+    def restore(self, abstract_state: Any, which: str | int = "latest") -> tuple[Any, dict]:
+        """(state, meta) of the newest `latest` checkpoint, of the `best` one, or of the one
+        taken at `which` env steps."""
+        if isinstance(which, int):
+            manager, step = self._at_env_steps(which)
+        else:
+            manager = {"latest": self._latest, "best": self._best}[which]
+            step = manager.best_step() if which == "best" else manager.latest_step()
         if step is None:
             raise CheckpointError(f"no {which} checkpoint under {self.directory}")
         try:

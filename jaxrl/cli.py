@@ -1,4 +1,4 @@
-"""`jaxrl`: train, evaluate, collect demonstrations, inspect them and list, from the command line.
+"""`jaxrl`: train, evaluate, export, collect demonstrations, inspect them and list, from the command line.
 
 Errors the user can fix (config, unknown names, unreadable checkpoints,
 divergence) print one clear message and exit non-zero, without a traceback.
@@ -40,6 +40,19 @@ its last one; the seed is combined with the number of demos already there, so
 appending draws new episodes. Ctrl-C stops with every finished demo on disk.
 """
 
+EPILOG_EXPORT = """\
+examples:
+  jaxrl export runs/go1-joystick-ppo-20261121-101500 --out go1.onnx
+  jaxrl export runs/go1-joystick-ppo-20261121-101500 --checkpoint 10,000,000 --out go1_10M.onnx
+
+The file maps the raw observation `obs` [B, n] to the action `action` [B, a] in
+the env's control units (or in [-1, 1] where the control is relative), with the
+observation normalization inside; its metadata holds the observation layout,
+action names, control dt, default joint pose and the env config. Before it is
+written, its output is checked against the JAX policy on the run's recorded
+observations.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -67,6 +80,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="which checkpoint (default: best by evaluation return)")
     evaluate.add_argument("--episodes", type=int, default=16, help="episodes, run in parallel (default 16)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
+
+    export = commands.add_parser(
+        "export", help="write a trained policy as a self-contained ONNX file",
+        description="Write the deterministic policy of RUN_DIR's checkpoint as an ONNX file, verified "
+                    "against the JAX policy.", epilog=EPILOG_EXPORT,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument("--checkpoint", default="best", metavar="best|final|STEP",
+                        help="best by evaluation return (default), the final one, or the one taken at STEP "
+                             "env steps (as the training log prints them)")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
 
     collect = commands.add_parser(
         "collect", help="record demonstrations into an HDF5 file",
@@ -159,8 +183,9 @@ class _Run(NamedTuple):
     meta: dict  # the checkpoint's bookkeeping (env_steps ...)
 
 
-def _restore_run(run_dir: Path, checkpoint: str, env_name: str | None = None) -> _Run:
-    """RUN_DIR's config, envs and `checkpoint` ("best" or "latest"); `env_name`: the env it must be of."""
+def _restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None) -> _Run:
+    """RUN_DIR's config, envs and `checkpoint` ("best", "latest" or env steps); `env_name`: the env
+    it must be of."""
     import jax
 
     from jaxrl import algos, config
@@ -201,6 +226,42 @@ def _eval(args: argparse.Namespace, console) -> int:
                   f"{run.meta['env_steps']:,} env steps, {args.episodes} episodes:")
     for key, value in results.items():
         console.print(f"  {key:<28} {float(np.asarray(value)):10.3f}")
+    return 0
+
+
+def _checkpoint_choice(text: str) -> str | int:
+    """--checkpoint's value as Checkpointer.restore takes it: "best", "latest" or env steps."""
+    from jaxrl.config import ConfigError
+
+    if text in ("best", "final"):
+        return {"best": "best", "final": "latest"}[text]
+    try:
+        return int(text.replace(",", ""))  # as logs print it (10,000,000); int() takes 10_000_000
+    except ValueError:
+        raise ConfigError(f"--checkpoint takes best, final or a number of env steps, not {text!r}") from None
+
+
+def _export(args: argparse.Namespace, console) -> int:
+    from jaxrl.export.onnx import Provenance, export_onnx, policy_input
+
+    which = _checkpoint_choice(args.checkpoint)
+    run = _restore_run(args.run_dir, which)
+    checkpoint = args.checkpoint if isinstance(which, str) else str(which)
+    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
+    # The training envs' observations saved with the checkpoint: real inputs to verify on.
+    recorded_obs = run.state.env_state.obs
+    result = export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped, recorded_obs,
+                         args.out, provenance)
+    meta = result.metadata
+    units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
+    console.print(f"wrote {result.path} ({result.size_bytes / 1024:,.1f} KiB): {meta.env_name} / "
+                  f"{meta.algo}, checkpoint {meta.checkpoint!r} ({meta.training_step:,} env steps), jaxrl "
+                  f"{meta.jaxrl_version}")
+    console.print(f"  verified on {len(policy_input(recorded_obs))} recorded observations: max |ONNX - JAX| "
+                  f"= {result.max_error:.2g}")
+    console.print(f"  obs [B, {meta.obs_size}]: {' '.join(f'{n}[{s}]' for n, s in meta.obs_layout)}")
+    console.print(f"  action [B, {meta.action_size}] in {units}: {', '.join(meta.action_names)}")
+    console.print(f"  control dt {meta.control_dt} s; default pose of {len(meta.default_joint_pose)} joints")
     return 0
 
 
@@ -331,15 +392,17 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrl.config import ConfigError
     from jaxrl.data.collect import CollectError
     from jaxrl.data.validate import DatasetError
+    from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError
     from jaxrl.train import TrainingDiverged
 
     runtime.configure_jax()
-    commands = {"train": _train, "eval": _eval, "collect": _collect, "data": _data}
+    commands = {"train": _train, "eval": _eval, "export": _export, "collect": _collect, "data": _data}
     try:
         if args.command in commands:
             return commands[args.command](args, console)
         return _list(console)
-    except (ConfigError, CheckpointError, DatasetError, CollectError) as error:
+    except (ConfigError, CheckpointError, DatasetError, CollectError, ExportError, PolicyFileError,
+            PolicyMismatchError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return EXIT_USAGE
     except TrainingDiverged as error:

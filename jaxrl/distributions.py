@@ -7,6 +7,8 @@ atanh of it, which loses all precision there.
 
 from __future__ import annotations
 
+import functools
+
 import distrax
 import jax
 import jax.numpy as jnp
@@ -16,9 +18,17 @@ class TanhNormal:
     """A diagonal Gaussian in pre-tanh space, squashed into [-1, 1]."""
 
     def __init__(self, loc: jax.Array, scale: jax.Array):
-        self.loc = loc
-        self.base = distrax.MultivariateNormalDiag(loc, scale)
-        self.squash = distrax.Block(distrax.Tanh(), ndims=1)
+        self.loc, self.scale = loc, scale
+
+    # distrax is built on first use: the deterministic action needs only `loc`, and distrax
+    # cannot be traced with a symbolic batch size (ONNX export) as it reads concrete shapes.
+    @functools.cached_property
+    def base(self) -> distrax.MultivariateNormalDiag:
+        return distrax.MultivariateNormalDiag(self.loc, self.scale)
+
+    @functools.cached_property
+    def squash(self) -> distrax.Block:
+        return distrax.Block(distrax.Tanh(), ndims=1)
 
     @classmethod
     def from_network_output(cls, output: jax.Array, min_std: float = 1e-3) -> TanhNormal:

@@ -7,10 +7,23 @@
   train_step(state, env, cfg) -> (state, metrics)     pure; jit-compiled once
   policy_params(state) -> params          what `policy` and export need
   policy(params, obs, key=None) -> action deterministic without a key
+  export_policy(params) -> fn             fn(x[B, n]) -> action[B, a] in [-1, 1]: the deterministic
+                                          policy of the flat vector the actor reads (env.state_layout),
+                                          normalization inside; `jaxrl export` converts it to ONNX
 
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
 finished episodes as metrics "episode_sum/<name>" and "episode_count".
+
+`export_policy`'s fn must trace with a symbolic batch size (jax2onnx): no
+Python branching on shapes, no library that reads concrete shapes (distrax
+does). `jaxrl export` checks it against `policy` on the observations the
+checkpoint holds (TrainState.env_state.obs). Planned extensions, so later
+learners slot in: a policy with memory (recurrent BC) passes it explicitly,
+fn(x, *memory) -> (action, *memory), each memory [B, m] and zeros at an
+episode start, its sizes named by export_memory(params) -> {name: m}, and the
+ONNX file gets those names as extra inputs and outputs; a sampling policy
+(diffusion) fixes its noise inside fn, so the file is a function of its inputs.
 """
 
 from __future__ import annotations

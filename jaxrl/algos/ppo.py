@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -190,6 +190,17 @@ def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array
     if key is None:
         return dist.mode()
     return jnp.tanh(dist.sample_pre_tanh(key))
+
+
+def export_policy(params: PolicyParams) -> Callable[[jax.Array], jax.Array]:
+    """The deterministic policy as a function of the actor's flat input alone.
+
+    x[B, n] (obs[spec.obs_key] of dict observations) -> action[B, a] in [-1, 1]:
+    `policy` with the normalizer cut down to that entry.
+    """
+    key, stats = params.spec.obs_key, params.obs_stats
+    actor_stats = stats.replace(mean=_select(stats.mean, key), m2=_select(stats.m2, key))
+    return functools.partial(policy, params.replace(obs_stats=actor_stats))
 
 
 def compute_gae(rewards, values, next_values, terminations, dones, discounting, gae_lambda):

@@ -1,0 +1,184 @@
+"""`jaxrl export`: ONNX files that match the JAX policy, carry their metadata and fail clearly."""
+
+import json
+
+import mujoco
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import envs_mjx
+from jaxrl import __version__, cli, config
+from jaxrl.algos import ppo
+from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError
+from jaxrl.export.onnx import Provenance, export_onnx, policy_input
+from jaxrl.export.onnx_policy import OnnxPolicy
+
+EXPORTED_ENVS = ["cartpole-balance", "go1-joystick", "grasp-lift-cube"]
+
+
+@pytest.fixture(scope="module")
+def restored(small_run):
+    """restored(env_name) -> the small run's best checkpoint, restored (cached)."""
+    runs = {}
+
+    def get(env_name):
+        if env_name not in runs:
+            runs[env_name] = cli._restore_run(small_run(env_name), "best")
+        return runs[env_name]
+
+    return get
+
+
+def export_run(run, out, **kwargs):
+    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, "best", run.meta["env_steps"])
+    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
+                       run.state.env_state.obs, out, provenance, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def exported(restored, tmp_path_factory):
+    """exported(env_name) -> (restored run, ExportResult) of its best checkpoint (cached)."""
+    results = {}
+
+    def get(env_name):
+        if env_name not in results:
+            run = restored(env_name)
+            results[env_name] = run, export_run(run, tmp_path_factory.mktemp("onnx") / "policy.onnx")
+        return results[env_name]
+
+    return get
+
+
+@pytest.mark.parametrize("env_name", EXPORTED_ENVS)
+def test_onnx_output_is_the_jax_policy_in_the_envs_action_range(env_name, exported):
+    run, result = exported(env_name)
+    env = run.train_env.unwrapped
+    obs = run.state.env_state.obs
+    action = np.asarray(run.algo.policy(run.algo.policy_params(run.state), obs))  # [-1, 1]
+    affine = env.control_affine
+    expected = action if affine is None else affine[0] + affine[1] * action
+
+    # A plain onnxruntime session: the file alone is enough.
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    flat = np.asarray(policy_input(obs), np.float32)
+    got = session.run(["action"], {"obs": flat})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert result.max_error <= 1e-5
+    np.testing.assert_allclose(OnnxPolicy(result.path)(flat[0]), expected[0], atol=1e-5, rtol=0)
+    if affine is None:  # relative control: the output stays the policy's [-1, 1] action
+        assert np.all(np.abs(got) <= 1.0)
+
+
+def test_graph_has_a_symbolic_batch_and_named_input_and_output(exported):
+    _, result = exported("cartpole-balance")
+    model = onnx.load(str(result.path))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17 and model.ir_version == 8  # readable by older runtimes
+    (obs,), (action,) = model.graph.input, model.graph.output
+    assert obs.name == "obs" and action.name == "action"
+    batch, width = obs.type.tensor_type.shape.dim
+    assert batch.dim_param and not batch.dim_value and width.dim_value == 5
+
+
+def test_metadata_describes_env_and_training(exported):
+    run, result = exported("go1-joystick")
+    env = run.train_env.unwrapped
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(result.path)).metadata_props}
+    assert props["env_name"] == "go1-joystick" and props["algo"] == "ppo"
+    assert props["jaxrl_version"] == __version__
+    assert props["checkpoint"] == "best" and props["training_step"] == run.meta["env_steps"] > 0
+    assert [(item["name"], item["size"]) for item in props["obs_layout"]] == list(env.state_layout)
+    assert props["action_names"] == list(env.action_names) and len(props["action_names"]) == 12
+    assert props["control_dt"] == pytest.approx(env.dt)
+    home = env.mj_model.key("home").qpos[7:]  # after the trunk's free joint
+    np.testing.assert_allclose(props["action_offset"], home, atol=1e-6)
+    assert props["action_scale"] == [env.config.action_scale] * 12
+    assert list(props["default_joint_pose"]) == list(env.action_names)  # one per actuated joint, no root
+    np.testing.assert_allclose(list(props["default_joint_pose"].values()), home, atol=1e-6)
+    assert props["env_config"] == json.loads(json.dumps(config.as_dict(env.config)))
+
+    typed = OnnxPolicy(result.path).metadata
+    assert typed.obs_size == 45 and typed.action_size == 12 and typed.obs_layout == tuple(env.state_layout)
+
+
+def test_relative_control_has_no_affine_and_qpos0_stands_in_for_a_missing_home(exported):
+    _, result = exported("grasp-lift-cube")
+    meta = OnnxPolicy(result.path).metadata
+    assert meta.action_offset is None and meta.action_scale is None
+    assert "cube" not in meta.default_joint_pose  # its free joint
+    cartpole = OnnxPolicy(exported("cartpole-balance")[1].path).metadata  # no keyframe in its MJCF
+    assert cartpole.default_joint_pose == {"slider": 0.0, "hinge": 0.0}
+
+
+@pytest.mark.parametrize("choice, checkpoint, env_steps", [
+    ("best", "best", None), ("final", "final", 1024), ("512", "512", 512)])
+def test_cli_exports_the_chosen_checkpoint(choice, checkpoint, env_steps, small_run, tmp_path, capsys):
+    out = tmp_path / "policy.onnx"
+    assert cli.main(["export", str(small_run("cartpole-balance")), "--checkpoint", choice,
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "max |ONNX - JAX|" in printed and "cart_pos[1]" in printed
+    meta = OnnxPolicy(out).metadata
+    assert meta.checkpoint == checkpoint
+    assert env_steps is None or meta.training_step == env_steps
+    assert [p.name for p in tmp_path.iterdir()] == ["policy.onnx"]  # no staging file left behind
+
+
+def test_cli_names_the_available_steps_for_an_absent_one(small_run, tmp_path, capsys):
+    out = tmp_path / "policy.onnx"
+    assert cli.main(["export", str(small_run("cartpole-balance")), "--checkpoint", "500",
+                     "--out", str(out)]) == cli.EXIT_USAGE
+    printed = capsys.readouterr().out
+    assert "no checkpoint at 500 env steps" in printed and "512, 1,024" in printed
+    assert not out.exists()
+
+
+def test_a_verification_failure_says_by_how_much_and_writes_nothing(restored, monkeypatch, tmp_path):
+    out = tmp_path / "policy.onnx"
+    out.write_bytes(b"the previous export")
+    exact = ppo.export_policy
+    monkeypatch.setattr(ppo, "export_policy", lambda params: lambda x: exact(params)(x) + 1e-3)
+    with pytest.raises(ExportError, match=r"differs from the JAX policy by up to 0\.001"):
+        export_run(restored("cartpole-balance"), out)
+    assert out.read_bytes() == b"the previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["policy.onnx"]
+
+
+def test_missing_corrupt_and_foreign_files_are_refused_naming_the_fix(tmp_path):
+    with pytest.raises(PolicyFileError, match="no such file.*jaxrl export"):
+        OnnxPolicy(tmp_path / "absent.onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(PolicyFileError, match="not a readable ONNX file.*re-export it with `jaxrl export"):
+        OnnxPolicy(corrupt)
+    foreign = tmp_path / "foreign.onnx"
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    value = lambda name: onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1])  # noqa: E731
+    graph = onnx.helper.make_graph([node], "g", [value("x")], [value("y")])
+    onnx.save(onnx.helper.make_model(graph, ir_version=8, opset_imports=[onnx.helper.make_opsetid("", 17)]),
+              str(foreign))
+    with pytest.raises(PolicyFileError, match="not a jaxrl policy.*jaxrl export"):
+        OnnxPolicy(foreign)
+
+
+def test_a_policy_refuses_another_envs_observations(exported):
+    policy = OnnxPolicy(exported("cartpole-balance")[1].path)
+    policy.check_env(envs_mjx.make("cartpole-balance"), "cartpole-balance")
+    with pytest.raises(PolicyMismatchError, match="size 5 .*this env gives size 3"):
+        policy.check_env(envs_mjx.make("pendulum-swingup"))
+    with pytest.raises(PolicyMismatchError, match="for cartpole-balance, not pendulum-swingup"):
+        policy.check_env(envs_mjx.make("cartpole-balance"), "pendulum-swingup")
+    with pytest.raises(PolicyMismatchError, match=r"shape \(2, 3\).*reads \[5\] or \[B, 5\]"):
+        policy(np.zeros((2, 3)))
+
+
+def test_default_pose_reads_ball_joints_as_quaternions():
+    from jaxrl.export.onnx import default_joint_pose
+
+    model = mujoco.MjModel.from_xml_string("""
+        <mujoco><worldbody><body><joint name="ball" type="ball"/><geom size="0.1"/>
+        <body><joint name="hinge"/><geom size="0.1"/></body></body></worldbody>
+        <keyframe><key name="home" qpos="0 1 0 0 0.5"/></keyframe></mujoco>""")
+    assert default_joint_pose(model) == {"ball": [0.0, 1.0, 0.0, 0.0], "hinge": 0.5}
