@@ -53,6 +53,19 @@ written, its output is checked against the JAX policy on the run's recorded
 observations.
 """
 
+EPILOG_PLAY = """\
+examples:
+  jaxrl play go1.onnx --steps 500 --video go1.mp4
+  jaxrl play go1.onnx --command 0.8,0,0 --viewer
+  jaxrl play --compare runs/go1-joystick-ppo-20261121-101500 --episodes 16
+
+Each episode starts from the env's own reset (--seed picks them) and ends at
+its time limit or when the env terminates it; every episode's return is
+printed, with the velocity-tracking errors for the Go1. --compare runs the
+episodes without sensor noise, randomization or pushes, with each episode's
+start command held, on both engines.
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -91,6 +104,28 @@ def _parser() -> argparse.ArgumentParser:
                         help="best by evaluation return (default), the final one, or the one taken at STEP "
                              "env steps (as the training log prints them)")
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
+
+    play = commands.add_parser(
+        "play", help="run an exported policy in plain MuJoCo (onnxruntime, CPU); film it or compare",
+        description="Run an exported policy (jaxrl export) with onnxruntime in plain MuJoCo on the CPU, "
+                    "observations computed in NumPy; or, with --compare RUN_DIR, the same episodes in MJX "
+                    "with the JAX policy and in plain MuJoCo with the ONNX one.", epilog=EPILOG_PLAY,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    play.add_argument("policy", type=Path, nargs="?", metavar="POLICY.onnx")
+    play.add_argument("--env", help="the env to play in; it must be the one the policy was trained on")
+    play.add_argument("--steps", type=int, default=1000, help="control steps to play (default 1000)")
+    play.add_argument("--video", type=Path, metavar="FILE.mp4", help="write an MP4 (offscreen rendering)")
+    play.add_argument("--width", type=int, default=640, help="video width in pixels (even; default 640)")
+    play.add_argument("--height", type=int, default=480, help="video height in pixels (even; default 480)")
+    play.add_argument("--viewer", action="store_true", help="MuJoCo's interactive viewer (needs a display)")
+    play.add_argument("--command", dest="joystick_command", metavar="VX,VY,YAW",
+                      help="hold this joystick command (Go1), e.g. 0.8,0,0")
+    play.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts")
+    play.add_argument("--compare", type=Path, metavar="RUN_DIR",
+                      help="sim-to-sim: returns of the same episodes in MJX and in plain MuJoCo")
+    play.add_argument("--checkpoint", default="best", metavar="best|final|STEP",
+                      help="with --compare: the checkpoint to compare (default best)")
+    play.add_argument("--episodes", type=int, default=16, help="with --compare: episodes (default 16)")
 
     collect = commands.add_parser(
         "collect", help="record demonstrations into an HDF5 file",
@@ -241,17 +276,23 @@ def _checkpoint_choice(text: str) -> str | int:
         raise ConfigError(f"--checkpoint takes best, final or a number of env steps, not {text!r}") from None
 
 
+def _export_run(run: _Run, checkpoint: str, out: Path):
+    """Export `run`'s policy (restored from `checkpoint`, as the user named it) to `out`, verified."""
+    from jaxrl.export.onnx import Provenance, export_onnx
+
+    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
+    # The training envs' observations saved with the checkpoint: real inputs to verify on.
+    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
+                       run.state.env_state.obs, out, provenance)
+
+
 def _export(args: argparse.Namespace, console) -> int:
-    from jaxrl.export.onnx import Provenance, export_onnx, policy_input
+    from jaxrl.export.onnx import policy_input
 
     which = _checkpoint_choice(args.checkpoint)
     run = _restore_run(args.run_dir, which)
-    checkpoint = args.checkpoint if isinstance(which, str) else str(which)
-    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
-    # The training envs' observations saved with the checkpoint: real inputs to verify on.
+    result = _export_run(run, args.checkpoint if isinstance(which, str) else str(which), args.out)
     recorded_obs = run.state.env_state.obs
-    result = export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped, recorded_obs,
-                         args.out, provenance)
     meta = result.metadata
     units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:,.1f} KiB): {meta.env_name} / "
@@ -262,6 +303,111 @@ def _export(args: argparse.Namespace, console) -> int:
     console.print(f"  obs [B, {meta.obs_size}]: {' '.join(f'{n}[{s}]' for n, s in meta.obs_layout)}")
     console.print(f"  action [B, {meta.action_size}] in {units}: {', '.join(meta.action_names)}")
     console.print(f"  control dt {meta.control_dt} s; default pose of {len(meta.default_joint_pose)} joints")
+    return 0
+
+
+def _parse_command(text: str | None) -> tuple[float, ...] | None:
+    from jaxrl.config import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--command takes numbers separated by commas (vx,vy,yaw), not {text!r}") from None
+
+
+def _play(args: argparse.Namespace, console) -> int:
+    from jaxrl.config import ConfigError
+    from jaxrl.export.onnx_policy import OnnxPolicy
+    from jaxrl.export.play import Playback, episode_reports
+
+    if args.compare is not None:
+        return _compare(args, console)
+    if args.policy is None:
+        raise ConfigError("give a policy file (jaxrl play policy.onnx) or a run: --compare RUN_DIR")
+    if args.steps < 1:
+        raise ConfigError("--steps must be >= 1")
+    if args.viewer and args.video is not None:
+        raise ConfigError("choose one of --viewer and --video")
+    if args.viewer and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ConfigError("--viewer needs a display (DISPLAY is not set); write a video instead: "
+                          "--video out.mp4")
+    try:
+        command = _parse_command(args.joystick_command)
+        playback = Playback(OnnxPolicy(args.policy), args.env, args.seed, command)
+    except ValueError as error:  # a command the env cannot take
+        raise ConfigError(str(error)) from None
+    meta = playback.policy.metadata
+    console.print(f"playing {args.policy} ({meta.env_name} / {meta.algo}, {meta.training_step:,} env steps) "
+                  f"in plain MuJoCo for {args.steps:,} control steps")
+    reports = []
+
+    def on_episode(report):
+        reports.append(report)
+        console.print(f"  episode {len(reports)}: {report.summary()}")
+
+    steps = episode_reports(playback.run(args.steps), on_episode)
+    if args.video is not None:
+        _play_to_video(playback, steps, args, console)
+    elif args.viewer:
+        _play_in_viewer(playback, steps)
+    else:
+        for _ in steps:
+            pass
+    mean = sum(r.episode_return for r in reports) / len(reports)
+    console.print(f"mean return {mean:.3f} over {len(reports)} episode(s)")
+    return 0
+
+
+def _play_to_video(playback, steps, args: argparse.Namespace, console) -> None:
+    from jaxrl.video import FrameRenderer, write_mp4
+
+    env, twin = playback.env, playback.twin
+    with FrameRenderer(twin.model, args.width, args.height, env.render_camera) as renderer:
+        count = write_mp4(args.video, (renderer.render(twin.data) for _ in steps), 1.0 / env.dt)
+    console.print(f"wrote {args.video}: {count} frames at {1.0 / env.dt:g} fps")
+
+
+def _play_in_viewer(playback, steps) -> None:
+    import time
+
+    import mujoco.viewer
+
+    twin = playback.twin
+    with mujoco.viewer.launch_passive(twin.model, twin.data) as viewer:
+        next_frame = time.monotonic()
+        for _ in steps:
+            if not viewer.is_running():
+                break
+            viewer.sync()
+            next_frame += twin.dt  # real time
+            time.sleep(max(0.0, next_frame - time.monotonic()))
+
+
+def _compare(args: argparse.Namespace, console) -> int:
+    import tempfile
+
+    from jaxrl.config import ConfigError
+    from jaxrl.export.onnx_policy import OnnxPolicy
+    from jaxrl.export.sim_to_sim import compare
+
+    if args.episodes < 1:
+        raise ConfigError("--episodes must be >= 1")
+    which = _checkpoint_choice(args.checkpoint)
+    run = _restore_run(args.compare, which)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = args.policy or _export_run(run, args.checkpoint, Path(scratch) / "policy.onnx").path
+        policy = OnnxPolicy(path)
+        policy.check_env(run.train_env.unwrapped, run.cfg.env_name)
+        console.print(f"{run.cfg.env_name}: {args.episodes} episodes in MJX (JAX policy) and in plain MuJoCo "
+                      f"(ONNX policy), {args.checkpoint} checkpoint at {run.meta['env_steps']:,} env steps")
+        result = compare(run.algo, run.algo.policy_params(run.state), run.cfg.env_name, run.cfg.env, policy,
+                         args.episodes, args.seed)
+    for i, (mjx, plain) in enumerate(zip(result.mjx_returns, result.plain_returns, strict=True)):
+        console.print(f"  episode {i + 1}: return MJX {mjx:10.3f}   plain MuJoCo {plain:10.3f}")
+    console.print(f"mean return MJX {result.mjx_returns.mean():.3f}, plain MuJoCo "
+                  f"{result.plain_returns.mean():.3f}: plain MuJoCo keeps {100 * result.kept:.1f}%")
     return 0
 
 
@@ -396,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrl.train import TrainingDiverged
 
     runtime.configure_jax()
-    commands = {"train": _train, "eval": _eval, "export": _export, "collect": _collect, "data": _data}
+    commands = {"train": _train, "eval": _eval, "export": _export, "play": _play, "collect": _collect,
+                "data": _data}
     try:
         if args.command in commands:
             return commands[args.command](args, console)
