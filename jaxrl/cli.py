@@ -12,7 +12,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -207,53 +206,17 @@ def _report(result) -> int:
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
 
-class _Run(NamedTuple):
-    """A trained run restored from its directory."""
-
-    cfg: Any  # config.RunConfig
-    algo: Any  # the algorithm's module
-    train_env: Any
-    eval_env: Any
-    state: Any  # the algorithm's TrainState
-    meta: dict  # the checkpoint's bookkeeping (env_steps ...)
-
-
-def _restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None) -> _Run:
-    """RUN_DIR's config, envs and `checkpoint` ("best", "latest" or env steps); `env_name`: the env
-    it must be of."""
-    import jax
-
-    from jaxrl import algos, config
-    from jaxrl.checkpoint import Checkpointer
-    from jaxrl.train import make_envs
-
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        raise config.ConfigError(f"{run_dir} is not a run directory (no config.yaml in it)")
-    cfg = config.load_saved(path)
-    if env_name is not None and cfg.env_name != env_name:
-        raise config.ConfigError(f"{run_dir} was trained on {cfg.env_name}, not {env_name}")
-    algo = algos.get(cfg.algo_name)
-    train_env, eval_env = make_envs(cfg)
-    abstract = jax.eval_shape(lambda key: algo.init(key, train_env, cfg.algo), jax.random.PRNGKey(0))
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    try:
-        state, meta = checkpointer.restore(abstract, checkpoint)
-    finally:
-        checkpointer.close()
-    return _Run(cfg, algo, train_env, eval_env, state, meta)
-
-
 def _eval(args: argparse.Namespace, console) -> int:
     import jax
     import numpy as np
 
     from jaxrl import config
+    from jaxrl.runs import restore_run
     from jaxrl.train import make_evaluator
 
     if args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
-    run = _restore_run(args.run_dir, args.checkpoint)
+    run = restore_run(args.run_dir, args.checkpoint)
     cfg = run.cfg
     evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
     results = evaluate(run.algo.policy_params(run.state), jax.random.PRNGKey(args.seed))
@@ -276,22 +239,13 @@ def _checkpoint_choice(text: str) -> str | int:
         raise ConfigError(f"--checkpoint takes best, final or a number of env steps, not {text!r}") from None
 
 
-def _export_run(run: _Run, checkpoint: str, out: Path):
-    """Export `run`'s policy (restored from `checkpoint`, as the user named it) to `out`, verified."""
-    from jaxrl.export.onnx import Provenance, export_onnx
-
-    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
-    # The training envs' observations saved with the checkpoint: real inputs to verify on.
-    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
-                       run.state.env_state.obs, out, provenance)
-
-
 def _export(args: argparse.Namespace, console) -> int:
-    from jaxrl.export.onnx import policy_input
+    from jaxrl.export.onnx import export_run, policy_input
+    from jaxrl.runs import restore_run
 
     which = _checkpoint_choice(args.checkpoint)
-    run = _restore_run(args.run_dir, which)
-    result = _export_run(run, args.checkpoint if isinstance(which, str) else str(which), args.out)
+    run = restore_run(args.run_dir, which)
+    result = export_run(run, args.checkpoint if isinstance(which, str) else str(which), args.out)
     recorded_obs = run.state.env_state.obs
     meta = result.metadata
     units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
@@ -389,15 +343,17 @@ def _compare(args: argparse.Namespace, console) -> int:
     import tempfile
 
     from jaxrl.config import ConfigError
+    from jaxrl.export.onnx import export_run
     from jaxrl.export.onnx_policy import OnnxPolicy
     from jaxrl.export.sim_to_sim import compare
+    from jaxrl.runs import restore_run
 
     if args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
     which = _checkpoint_choice(args.checkpoint)
-    run = _restore_run(args.compare, which)
+    run = restore_run(args.compare, which)
     with tempfile.TemporaryDirectory() as scratch:
-        path = args.policy or _export_run(run, args.checkpoint, Path(scratch) / "policy.onnx").path
+        path = args.policy or export_run(run, args.checkpoint, Path(scratch) / "policy.onnx").path
         policy = OnnxPolicy(path)
         policy.check_env(run.train_env.unwrapped, run.cfg.env_name)
         console.print(f"{run.cfg.env_name}: {args.episodes} episodes in MJX (JAX policy) and in plain MuJoCo "
@@ -416,6 +372,7 @@ def _collection_policy(args: argparse.Namespace):
     import envs_mjx
     from envs_mjx.registry import UnknownEnvError
     from jaxrl.config import ConfigError
+    from jaxrl.runs import restore_run
 
     if args.policy == "expert":
         from envs_mjx.registry import NoExpertError, make_expert
@@ -425,7 +382,7 @@ def _collection_policy(args: argparse.Namespace):
             return env, make_expert(args.env, env), "scripted expert"
         except (UnknownEnvError, NoExpertError) as error:
             raise ConfigError(str(error)) from None
-    run = _restore_run(Path(args.policy), "best", env_name=args.env)
+    run = restore_run(Path(args.policy), "best", env_name=args.env)
     params = run.algo.policy_params(run.state)
     return (run.train_env.unwrapped, lambda obs, key: run.algo.policy(params, obs),
             f"{run.cfg.algo_name} policy of {args.policy} at {run.meta['env_steps']:,} env steps")

@@ -14,6 +14,7 @@ from jaxrl.algos import ppo
 from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError
 from jaxrl.export.onnx import Provenance, export_onnx, policy_input
 from jaxrl.export.onnx_policy import OnnxPolicy
+from jaxrl.runs import restore_run
 
 EXPORTED_ENVS = ["cartpole-balance", "go1-joystick", "grasp-lift-cube"]
 
@@ -25,7 +26,7 @@ def restored(small_run):
 
     def get(env_name):
         if env_name not in runs:
-            runs[env_name] = cli._restore_run(small_run(env_name), "best")
+            runs[env_name] = restore_run(small_run(env_name), "best")
         return runs[env_name]
 
     return get

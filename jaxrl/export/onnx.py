@@ -140,3 +140,15 @@ def export_onnx(algo, params, env, recorded_obs, out: str | Path, provenance: Pr
     finally:
         staging.unlink(missing_ok=True)
     return ExportResult(out, out.stat().st_size, max_error, metadata)
+
+
+def export_run(run, checkpoint: str, out: str | Path) -> ExportResult:
+    """Export a restored run's policy (`jaxrl.runs.restore_run`) to `out`, verified.
+
+    `checkpoint` is the name the user gave it ("best", "final" or env steps), for
+    the metadata. The observations to verify on are the training envs' ones
+    saved with the checkpoint: real inputs.
+    """
+    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
+    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
+                       run.state.env_state.obs, out, provenance)
