@@ -32,10 +32,6 @@ class Go1JoystickPlain(PlainEnv):
     def __init__(self, env: Go1Joystick):
         super().__init__(env)
         self.fixed_command = None
-        cfg = self.env.config.commands
-        self._command_low = np.array([cfg.vx[0], cfg.vy[0], cfg.yaw_rate[0]])
-        self._command_high = np.array([cfg.vx[1], cfg.vy[1], cfg.yaw_rate[1]])
-        self._command_steps = max(1, round(cfg.resample_interval / self.dt))
 
     def hold_command(self, command) -> None:
         if len(command) != 3:
@@ -46,7 +42,7 @@ class Go1JoystickPlain(PlainEnv):
         self.rng = np.random.default_rng(np.asarray(start.info["rng"]))
         self.command = (np.asarray(start.info["command"], np.float64) if self.fixed_command is None
                         else self.fixed_command)
-        self.command_timer = self._command_steps
+        self.command_timer = self.env._command_steps
         self.last_action = np.zeros(self.env.action_size)
         self.feet_air_time = np.zeros(4)
 
@@ -73,7 +69,7 @@ class Go1JoystickPlain(PlainEnv):
         self.command_timer -= 1
         if self.fixed_command is not None or self.command_timer > 0:
             return
-        self.command_timer = self._command_steps
-        self.command = self.rng.uniform(self._command_low, self._command_high)
+        self.command_timer = self.env._command_steps
+        self.command = self.rng.uniform(np.asarray(self.env._command_low), np.asarray(self.env._command_high))
         if self.rng.uniform() < self.env.config.commands.zero_probability:
             self.command = np.zeros(3)

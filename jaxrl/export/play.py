@@ -55,6 +55,11 @@ def env_action(output: np.ndarray, metadata: PolicyMetadata) -> np.ndarray:
     return (output - np.asarray(metadata.action_offset)) / np.asarray(metadata.action_scale)
 
 
+def onnx_actor(policy: OnnxPolicy) -> Callable[[np.ndarray], np.ndarray]:
+    """flat observation -> the env's [-1, 1] action, by the ONNX policy."""
+    return lambda obs: env_action(policy(obs), policy.metadata)
+
+
 def episode_key(seed: int, episode) -> jax.Array:
     """Episode i of a playback with `seed` starts from the env's reset with this key."""
     return jax.random.fold_in(jax.random.PRNGKey(seed), episode)
@@ -89,9 +94,7 @@ class Playback:
         if command is not None:
             self.twin.hold_command(command)
         self._reset = jax.jit(self.env.reset)
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return env_action(self.policy(obs), self.policy.metadata)
+        self.act = onnx_actor(policy)
 
     def run(self, steps: int) -> Iterator[EpisodeReport | None]:
         """Play `steps` control steps, episode after episode; yields as `play_episode` does."""

@@ -18,7 +18,7 @@ import numpy as np
 
 import envs_mjx
 from jaxrl.export.onnx_policy import OnnxPolicy
-from jaxrl.export.play import env_action, episode_key, play_episode
+from jaxrl.export.play import episode_key, onnx_actor, play_episode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,6 @@ def compare(algo, params, env_name: str, env_config, policy: OnnxPolicy, episode
     length = env.config.episode_length
     in_mjx = mjx_returns(env, algo.policy, params, keys, length)
 
-    twin, reset = plain_class(env), jax.jit(env.reset)
-    act = lambda obs: env_action(policy(obs), policy.metadata)  # noqa: E731
+    twin, reset, act = plain_class(env), jax.jit(env.reset), onnx_actor(policy)
     in_plain = [list(play_episode(act, twin, reset(key), length))[-1].episode_return for key in keys]
     return Comparison(in_mjx, np.asarray(in_plain))
