@@ -8,6 +8,7 @@ from test_video import mp4_frames
 
 import envs_mjx
 from jaxrl import cli
+from jaxrl.export.onnx import policy_input
 from jaxrl.export.onnx_policy import OnnxPolicy
 
 
@@ -29,13 +30,13 @@ def test_twin_computes_what_mjx_computes(name, steps, atol):
     state = jax.jit(env.reset)(jax.random.PRNGKey(1))
     step = jax.jit(env.step)
     twin = envs_mjx.make_plain(name, env)
-    policy_obs = lambda s: np.asarray(s.obs["state"] if isinstance(s.obs, dict) else s.obs)  # noqa: E731
-    np.testing.assert_allclose(twin.reset(state), policy_obs(state), atol=1e-6)
+    np.testing.assert_allclose(twin.reset(state), np.asarray(policy_input(state.obs)), atol=1e-6)
     for t in range(steps):
         action = 0.2 * np.sin(0.3 * t + np.arange(env.action_size)).astype(np.float32)
         state = step(state, jnp.asarray(action))
         played = twin.step(action)
-        np.testing.assert_allclose(played.obs, policy_obs(state), atol=atol, err_msg=f"step {t}")
+        np.testing.assert_allclose(played.obs, np.asarray(policy_input(state.obs)), atol=atol,
+                                   err_msg=f"step {t}")
         np.testing.assert_allclose(played.reward, float(state.reward), atol=atol, rtol=1e-3)
         assert played.done == bool(state.done)
 
