@@ -32,7 +32,7 @@ import numpy as np
 import envs_mjx
 from benchmarks.machine import describe_machine
 from jaxrl import config, normalize
-from jaxrl.algos import ppo
+from jaxrl.algos import actor, ppo
 from jaxrl.export.onnx import Provenance, export_onnx, in_control_units, policy_input
 from jaxrl.export.onnx_policy import OnnxPolicy
 
@@ -53,15 +53,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def random_policy(env, algo_cfg: ppo.Config, key) -> ppo.PolicyParams:
+def random_policy(env, algo_cfg: ppo.Config, key) -> actor.PolicyParams:
     """Go1 policy parameters of `algo_cfg`'s sizes with random weights and a normalizer that has seen data."""
-    spec = ppo.PolicySpec(tuple(algo_cfg.policy_hidden_layer_sizes) + (2 * env.action_size,),
-                          algo_cfg.activation, algo_cfg.policy_obs_key)
+    spec = actor.policy_spec(algo_cfg.policy_hidden_layer_sizes, algo_cfg.activation, algo_cfg.policy_obs_key,
+                             env.action_size)
     key_net, key_obs = jax.random.split(key)
     obs = random_observations(env, key_obs, 256)
     stats = normalize.update(normalize.init(jax.tree.map(lambda x: x[0], obs)), obs, batch_ndim=1)
     network = spec.network().init(key_net, obs[spec.obs_key][0])
-    return ppo.PolicyParams(network=network, obs_stats=stats, spec=spec)
+    return actor.PolicyParams(network=network, obs_stats=stats, spec=spec)
 
 
 def random_observations(env, key, batch: int) -> dict:

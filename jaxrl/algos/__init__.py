@@ -34,6 +34,7 @@ from types import ModuleType
 
 _ALGORITHMS = {
     "ppo": ("jaxrl.algos.ppo", "on-policy PPO with GAE, clipped surrogate, observation normalization"),
+    "sac": ("jaxrl.algos.sac", "off-policy SAC: twin critics, automatic temperature, replay on the device"),
 }
 
 

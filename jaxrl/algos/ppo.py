@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -25,8 +24,7 @@ import optax
 from flax import struct
 
 from jaxrl import normalize
-from jaxrl.distributions import TanhNormal
-from jaxrl.networks import MLP
+from jaxrl.algos import actor, rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,27 +66,6 @@ def steps_per_iteration(cfg: Config) -> int:
     return cfg.num_envs * cfg.unroll_length
 
 
-@dataclasses.dataclass(frozen=True)
-class PolicySpec:
-    """What it takes to rebuild the actor from its parameters (static, hashable)."""
-
-    layer_sizes: tuple[int, ...]  # hidden sizes + (2 * action_size,)
-    activation: str
-    obs_key: str  # used when observations are a dict
-
-    def network(self) -> MLP:
-        return MLP(self.layer_sizes, self.activation)
-
-
-@struct.dataclass
-class PolicyParams:
-    """Everything the deterministic policy needs: what `policy` and export take."""
-
-    network: Any
-    obs_stats: normalize.RunningStats
-    spec: PolicySpec = struct.field(pytree_node=False)
-
-
 @struct.dataclass
 class Networks:
     policy: Any
@@ -103,37 +80,8 @@ class TrainState:
     env_state: Any  # envs_mjx State with a leading [num_envs] axis
     key: jax.Array
     iteration: jax.Array  # int32 scalar
-    policy_spec: PolicySpec = struct.field(pytree_node=False)
-    value_spec: PolicySpec = struct.field(pytree_node=False)
-
-
-@struct.dataclass
-class Transition:
-    """One rollout step; fields are [T, B, ...] after the scan."""
-
-    obs: Any
-    pre_tanh: jax.Array  # the sampled action before the tanh squash
-    log_prob: jax.Array
-    reward: jax.Array
-    done: jax.Array
-    truncation: jax.Array
-    final_obs: Any  # the true successor observation, before any auto-reset
-
-
-def _select(obs, key: str):
-    """The observation a network sees: obs[key] for dict observations."""
-    if isinstance(obs, Mapping):
-        if key not in obs:
-            raise KeyError(f"observation dict has no key {key!r}; it has {sorted(obs)}")
-        return obs[key]
-    return obs
-
-
-def _value_key(obs, cfg: Config) -> str:
-    """Asymmetric actor-critic when the env provides the privileged key."""
-    if isinstance(obs, Mapping) and cfg.value_obs_key in obs:
-        return cfg.value_obs_key
-    return cfg.policy_obs_key
+    policy_spec: actor.NetworkSpec = struct.field(pytree_node=False)
+    value_spec: actor.NetworkSpec = struct.field(pytree_node=False)
 
 
 def _optimizer(cfg: Config) -> optax.GradientTransformation:
@@ -147,13 +95,13 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
     env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))
     one_obs = jax.tree.map(lambda x: x[0], env_state.obs)
-    policy_spec = PolicySpec(tuple(cfg.policy_hidden_layer_sizes) + (2 * env.action_size,),
-                             cfg.activation, cfg.policy_obs_key)
-    value_spec = PolicySpec(tuple(cfg.value_hidden_layer_sizes) + (1,), cfg.activation,
-                            _value_key(one_obs, cfg))
+    policy_spec = actor.policy_spec(cfg.policy_hidden_layer_sizes, cfg.activation, cfg.policy_obs_key,
+                                    env.action_size)
+    value_spec = actor.NetworkSpec(tuple(cfg.value_hidden_layer_sizes) + (1,), cfg.activation,
+                                   actor.critic_obs_key(one_obs, cfg.policy_obs_key, cfg.value_obs_key))
     params = Networks(
-        policy=policy_spec.network().init(key_policy, _select(one_obs, policy_spec.obs_key)),
-        value=value_spec.network().init(key_value, _select(one_obs, value_spec.obs_key)),
+        policy=policy_spec.network().init(key_policy, actor.select(one_obs, policy_spec.obs_key)),
+        value=value_spec.network().init(key_value, actor.select(one_obs, value_spec.obs_key)),
     )
     return TrainState(
         params=params,
@@ -167,40 +115,17 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     )
 
 
-def policy_params(state: TrainState) -> PolicyParams:
-    return PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
+def policy_params(state: TrainState) -> actor.PolicyParams:
+    return actor.PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
 
 
-def _action_distribution(network_params, spec: PolicySpec, obs_stats, obs) -> TanhNormal:
-    x = _select(normalize.normalize(obs_stats, obs), spec.obs_key)
-    return TanhNormal.from_network_output(spec.network().apply(network_params, x))
+policy = actor.policy
+export_policy = actor.export_policy
 
 
-def _value(network_params, spec: PolicySpec, obs_stats, obs) -> jax.Array:
-    x = _select(normalize.normalize(obs_stats, obs), spec.obs_key)
+def _value(network_params, spec: actor.NetworkSpec, obs_stats, obs) -> jax.Array:
+    x = actor.select(normalize.normalize(obs_stats, obs), spec.obs_key)
     return spec.network().apply(network_params, x)[..., 0]
-
-
-def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array:
-    """Actions in [-1, 1] for observations with any leading batch axes.
-
-    Without a key: the deterministic action (what evaluation and export use).
-    """
-    dist = _action_distribution(params.network, params.spec, params.obs_stats, obs)
-    if key is None:
-        return dist.mode()
-    return jnp.tanh(dist.sample_pre_tanh(key))
-
-
-def export_policy(params: PolicyParams) -> Callable[[jax.Array], jax.Array]:
-    """The deterministic policy as a function of the actor's flat input alone.
-
-    x[B, n] (obs[spec.obs_key] of dict observations) -> action[B, a] in [-1, 1]:
-    `policy` with the normalizer cut down to that entry.
-    """
-    key, stats = params.spec.obs_key, params.obs_stats
-    actor_stats = stats.replace(mean=_select(stats.mean, key), m2=_select(stats.m2, key))
-    return functools.partial(policy, params.replace(obs_stats=actor_stats))
 
 
 def compute_gae(rewards, values, next_values, terminations, dones, discounting, gae_lambda):
@@ -224,35 +149,19 @@ def compute_gae(rewards, values, next_values, terminations, dones, discounting, 
 
 
 def _rollout(state: TrainState, env, cfg: Config, key: jax.Array):
-    """`unroll_length` steps of every env; also sums the episodes that ended."""
+    """`unroll_length` steps of every env with the stochastic policy."""
 
-    def step(carry, key_step):
-        env_state, episode_sums, episode_count = carry
-        dist = _action_distribution(state.params.policy, state.policy_spec, state.obs_stats,
-                                    env_state.obs)
+    def act(obs, key_step):
+        dist = actor.distribution(state.params.policy, state.policy_spec, state.obs_stats, obs)
         pre_tanh = dist.sample_pre_tanh(key_step)
-        next_state = env.step(env_state, jnp.tanh(pre_tanh))
-        done = next_state.done
-        episode_sums = jax.tree.map(lambda total, x: total + jnp.sum(x * done),
-                                    episode_sums, next_state.info["episode_metrics"])
-        transition = Transition(
-            obs=env_state.obs, pre_tanh=pre_tanh, log_prob=dist.log_prob_pre_tanh(pre_tanh),
-            reward=next_state.reward, done=done, truncation=next_state.info["truncation"],
-            final_obs=next_state.info["final_obs"])
-        return (next_state, episode_sums, episode_count + jnp.sum(done)), transition
+        return jnp.tanh(pre_tanh), {"pre_tanh": pre_tanh, "log_prob": dist.log_prob_pre_tanh(pre_tanh)}
 
-    zero_sums = jax.tree.map(lambda x: jnp.zeros(()), state.env_state.info["episode_metrics"])
-    carry = (state.env_state, zero_sums, jnp.zeros(()))
-    (env_state, episode_sums, episode_count), trajectory = jax.lax.scan(
-        step, carry, jax.random.split(key, cfg.unroll_length))
-    episode_metrics = {f"episode_sum/{k}": v for k, v in episode_sums.items()}
-    episode_metrics["episode_count"] = episode_count
-    return env_state, trajectory, episode_metrics
+    return rollout.unroll(env, state.env_state, act, key, cfg.unroll_length)
 
 
 def _loss(params: Networks, batch: dict, key: jax.Array, state: TrainState, cfg: Config):
     """Clipped surrogate + value + entropy loss of one minibatch [N, ...]."""
-    dist = _action_distribution(params.policy, state.policy_spec, state.obs_stats, batch["obs"])
+    dist = actor.distribution(params.policy, state.policy_spec, state.obs_stats, batch["obs"])
     log_prob = dist.log_prob_pre_tanh(batch["pre_tanh"])
     log_ratio = log_prob - batch["log_prob"]
     ratio = jnp.exp(log_ratio)
@@ -298,7 +207,8 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
         trajectory.done, cfg.discounting, cfg.gae_lambda)
 
     # Flatten [T, B] into N samples; minibatches are drawn across time and envs.
-    data = {"obs": trajectory.obs, "pre_tanh": trajectory.pre_tanh, "log_prob": trajectory.log_prob,
+    data = {"obs": trajectory.obs, "pre_tanh": trajectory.extras["pre_tanh"],
+            "log_prob": trajectory.extras["log_prob"],
             "advantages": advantages, "returns": returns}
     data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
     num_samples = steps_per_iteration(cfg)

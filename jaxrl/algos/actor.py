@@ -1,0 +1,91 @@
+"""The tanh-Gaussian MLP actor that PPO and SAC train, and what reads it.
+
+The actor is an MLP from the normalized observation (one entry of a dict
+observation) to the mean and softplus std of a Gaussian in pre-tanh space
+(`distributions.TanhNormal`). Both learners hand evaluation and export the same
+`PolicyParams`, so `policy` and `export_policy` serve them both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxrl import normalize
+from jaxrl.distributions import TanhNormal
+from jaxrl.networks import MLP
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """What it takes to rebuild an MLP from its parameters (static, hashable)."""
+
+    layer_sizes: tuple[int, ...]  # hidden sizes + the output size
+    activation: str
+    obs_key: str  # the entry it reads when observations are a dict
+
+    def network(self) -> MLP:
+        return MLP(self.layer_sizes, self.activation)
+
+
+@struct.dataclass
+class PolicyParams:
+    """Everything the deterministic policy needs: what `policy` and export take."""
+
+    network: Any
+    obs_stats: normalize.RunningStats
+    spec: NetworkSpec = struct.field(pytree_node=False)
+
+
+def select(obs, key: str):
+    """The observation a network sees: obs[key] for dict observations."""
+    if isinstance(obs, Mapping):
+        if key not in obs:
+            raise KeyError(f"observation dict has no key {key!r}; it has {sorted(obs)}")
+        return obs[key]
+    return obs
+
+
+def critic_obs_key(one_obs, policy_obs_key: str, value_obs_key: str) -> str:
+    """Asymmetric actor-critic when the env provides the privileged entry."""
+    if isinstance(one_obs, Mapping) and value_obs_key in one_obs:
+        return value_obs_key
+    return policy_obs_key
+
+
+def policy_spec(hidden_layer_sizes, activation: str, obs_key: str, action_size: int) -> NetworkSpec:
+    return NetworkSpec(tuple(hidden_layer_sizes) + (2 * action_size,), activation, obs_key)
+
+
+def distribution(network_params, spec: NetworkSpec, obs_stats, obs) -> TanhNormal:
+    """The action distribution of the actor `network_params` at raw observations `obs`."""
+    x = select(normalize.normalize(obs_stats, obs), spec.obs_key)
+    return TanhNormal.from_network_output(spec.network().apply(network_params, x))
+
+
+def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array:
+    """Actions in [-1, 1] for observations with any leading batch axes.
+
+    Without a key: the deterministic action (what evaluation and export use).
+    """
+    dist = distribution(params.network, params.spec, params.obs_stats, obs)
+    if key is None:
+        return dist.mode()
+    return jnp.tanh(dist.sample_pre_tanh(key))
+
+
+def export_policy(params: PolicyParams) -> Callable[[jax.Array], jax.Array]:
+    """The deterministic policy as a function of the actor's flat input alone.
+
+    x[B, n] (obs[spec.obs_key] of dict observations) -> action[B, a] in [-1, 1]:
+    `policy` with the normalizer cut down to that entry.
+    """
+    key, stats = params.spec.obs_key, params.obs_stats
+    actor_stats = stats.replace(mean=select(stats.mean, key), m2=select(stats.m2, key))
+    return functools.partial(policy, params.replace(obs_stats=actor_stats))

@@ -1,0 +1,53 @@
+"""Stepping the batched training env with a policy, the part every online learner shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Transition:
+    """One step of every env; fields are [T, B, ...] after `unroll`."""
+
+    obs: Any
+    action: jax.Array  # in [-1, 1], what the env was given
+    reward: jax.Array
+    done: jax.Array  # the episode ended here, by the env or by the time limit
+    truncation: jax.Array  # ...by the time limit: the successor still has a value
+    final_obs: Any  # the true successor observation, before any auto-reset
+    extras: dict  # what the acting function returned besides the action
+
+
+def unroll(env, env_state, act: Callable, key: jax.Array, length: int):
+    """`length` steps of the batched, auto-resetting `env` from `env_state`.
+
+    `act(obs, key) -> (action, extras)` chooses the actions.
+    Returns (env_state after the last step, Transition [length, B, ...], episode
+    metrics): the sums "episode_sum/<name>" over the episodes that ended, and
+    their number "episode_count", as the train loop expects them.
+    """
+
+    def step(carry, key_step):
+        env_state, episode_sums, episode_count = carry
+        action, extras = act(env_state.obs, key_step)
+        next_state = env.step(env_state, action)
+        done = next_state.done
+        episode_sums = jax.tree.map(lambda total, x: total + jnp.sum(x * done),
+                                    episode_sums, next_state.info["episode_metrics"])
+        transition = Transition(
+            obs=env_state.obs, action=action, reward=next_state.reward, done=done,
+            truncation=next_state.info["truncation"], final_obs=next_state.info["final_obs"],
+            extras=extras)
+        return (next_state, episode_sums, episode_count + jnp.sum(done)), transition
+
+    zero_sums = jax.tree.map(lambda x: jnp.zeros(()), env_state.info["episode_metrics"])
+    (env_state, episode_sums, episode_count), trajectory = jax.lax.scan(
+        step, (env_state, zero_sums, jnp.zeros(())), jax.random.split(key, length))
+    episode_metrics = {f"episode_sum/{k}": v for k, v in episode_sums.items()}
+    episode_metrics["episode_count"] = episode_count
+    return env_state, trajectory, episode_metrics

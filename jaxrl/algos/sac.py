@@ -1,0 +1,274 @@
+"""Soft Actor-Critic, pure-functional, with the replay buffer on the device.
+
+One `train_step` is one iteration, compiled once:
+  1. step the `num_envs` envs `unroll_length` times with the stochastic actor
+     (uniformly random actions while the buffer holds fewer than
+     `min_replay_size` transitions),
+  2. write those transitions into the replay ring buffer and fold their
+     observations into the running normalizer,
+  3. `grad_updates_per_step` gradient steps per batched env step, each on
+     `batch_size` transitions drawn from the buffer: the twin critics regress
+     on the soft Bellman target of the target critics, the actor maximizes
+     min Q - alpha log pi (reparameterized), the temperature alpha moves the
+     policy's entropy towards `target_entropy`, and the target critics follow
+     the critics by Polyak averaging.
+
+Transitions store termination and truncation apart: the target bootstraps
+through a time-limit cut (on the true successor observation, `final_obs`) and
+not through a terminal state. Knob names follow brax's SAC where one exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxrl import normalize, replay
+from jaxrl.algos import actor, rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    num_envs: int = 128  # parallel training envs
+    unroll_length: int = 1  # env steps per env per iteration
+    grad_updates_per_step: int = 1  # gradient steps per step of the batched env
+    batch_size: int = 256  # transitions per gradient step
+    replay_capacity: int = 1_000_000  # transitions the buffer keeps (oldest overwritten); must fit in memory
+    min_replay_size: int = 10_000  # transitions of uniformly random actions before learning starts
+    learning_rate: float = 3e-4  # Adam step size of actor, critics and temperature
+    discounting: float = 0.99  # gamma
+    tau: float = 0.005  # Polyak rate of the target critics
+    reward_scaling: float = 1.0  # rewards are multiplied by this in the critic target
+    init_alpha: float = 1.0  # starting entropy temperature
+    target_entropy: float | None = None  # entropy the temperature steers towards; None: -action_size
+    normalize_observations: bool = True  # running mean/std normalization of observations
+    policy_hidden_layer_sizes: tuple[int, ...] = (256, 256)
+    q_hidden_layer_sizes: tuple[int, ...] = (256, 256)
+    activation: str = "relu"  # swish, relu, tanh or elu
+    policy_obs_key: str = "state"  # with dict observations: what the actor sees
+    value_obs_key: str = "privileged_state"  # with dict observations: what the critics see
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError for settings that cannot run."""
+    for name in ("num_envs", "unroll_length", "grad_updates_per_step", "batch_size", "replay_capacity"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.replay_capacity < steps_per_iteration(cfg):
+        raise ValueError(f"replay_capacity = {cfg.replay_capacity:,} cannot hold one iteration's "
+                         f"num_envs * unroll_length = {steps_per_iteration(cfg):,} transitions")
+    if cfg.min_replay_size > cfg.replay_capacity:
+        raise ValueError(f"min_replay_size = {cfg.min_replay_size:,} exceeds replay_capacity = "
+                         f"{cfg.replay_capacity:,}: learning would never start")
+    if not 0.0 < cfg.tau <= 1.0:
+        raise ValueError(f"tau must be in (0, 1], got {cfg.tau}")
+    if cfg.init_alpha <= 0.0:
+        raise ValueError(f"init_alpha must be > 0, got {cfg.init_alpha}")
+
+
+def steps_per_iteration(cfg: Config) -> int:
+    return cfg.num_envs * cfg.unroll_length
+
+
+@struct.dataclass
+class Networks:
+    policy: Any
+    q: Any  # the twin critics' parameters, stacked on a leading axis of 2
+    target_q: Any
+    log_alpha: jax.Array
+
+
+@struct.dataclass
+class OptStates:
+    policy: Any
+    q: Any
+    log_alpha: Any
+
+
+@struct.dataclass
+class TrainState:
+    params: Networks
+    opt_state: OptStates
+    obs_stats: normalize.RunningStats
+    replay: replay.ReplayBuffer  # transitions: obs, action, reward, terminated, truncated, next_obs
+    env_state: Any  # envs_mjx State with a leading [num_envs] axis
+    key: jax.Array
+    iteration: jax.Array  # int32 scalar
+    policy_spec: actor.NetworkSpec = struct.field(pytree_node=False)
+    q_spec: actor.NetworkSpec = struct.field(pytree_node=False)
+
+
+def _optimizer(cfg: Config) -> optax.GradientTransformation:
+    return optax.adam(cfg.learning_rate)
+
+
+def _q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
+    """Both critics' Q(obs, action): [2, ...batch]."""
+    x = jnp.concatenate([actor.select(normalize.normalize(obs_stats, obs), spec.obs_key), action], axis=-1)
+    return jax.vmap(lambda params: spec.network().apply(params, x)[..., 0])(q_params)
+
+
+def init(key: jax.Array, env, cfg: Config) -> TrainState:
+    """Networks, optimizers, an empty replay buffer and `num_envs` reset envs; `env` is batched."""
+    validate(cfg)
+    key_policy, key_q, key_env, key_state = jax.random.split(key, 4)
+    # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
+    env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))
+    one_obs = jax.tree.map(lambda x: x[0], env_state.obs)
+    no_action = jnp.zeros(env.action_size)
+    policy_spec = actor.policy_spec(cfg.policy_hidden_layer_sizes, cfg.activation, cfg.policy_obs_key,
+                                    env.action_size)
+    q_spec = actor.NetworkSpec(tuple(cfg.q_hidden_layer_sizes) + (1,), cfg.activation,
+                               actor.critic_obs_key(one_obs, cfg.policy_obs_key, cfg.value_obs_key))
+    q_input = jnp.concatenate([actor.select(one_obs, q_spec.obs_key), no_action])
+    q_params = jax.vmap(lambda k: q_spec.network().init(k, q_input))(jax.random.split(key_q, 2))
+    params = Networks(
+        policy=policy_spec.network().init(key_policy, actor.select(one_obs, policy_spec.obs_key)),
+        q=q_params, target_q=q_params, log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)))
+    optimizer = _optimizer(cfg)
+    example = {"obs": one_obs, "action": no_action, "reward": jnp.zeros(()), "terminated": jnp.zeros(()),
+               "truncated": jnp.zeros(()), "next_obs": one_obs}
+    replay.check_fits(example, cfg.replay_capacity, "algo.replay_capacity")
+    return TrainState(
+        params=params,
+        opt_state=OptStates(policy=optimizer.init(params.policy), q=optimizer.init(params.q),
+                            log_alpha=optimizer.init(params.log_alpha)),
+        obs_stats=normalize.init(one_obs),
+        replay=replay.init(example, cfg.replay_capacity),
+        env_state=env_state,
+        key=key_state,
+        iteration=jnp.zeros((), jnp.int32),
+        policy_spec=policy_spec,
+        q_spec=q_spec,
+    )
+
+
+def policy_params(state: TrainState) -> actor.PolicyParams:
+    return actor.PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
+
+
+policy = actor.policy
+export_policy = actor.export_policy
+
+
+def _target_entropy(cfg: Config, action_size: int) -> float:
+    return -float(action_size) if cfg.target_entropy is None else cfg.target_entropy
+
+
+def _gradient_step(params: Networks, opt_state: OptStates, batch: dict, key: jax.Array,
+                   state: TrainState, cfg: Config):
+    """One update of critics, actor, temperature and target critics on `batch` [N, ...]."""
+    key_next, key_new = jax.random.split(key)
+    obs_stats, optimizer = state.obs_stats, _optimizer(cfg)
+    alpha = jnp.exp(params.log_alpha)
+
+    def dist_at(policy_params, obs):
+        return actor.distribution(policy_params, state.policy_spec, obs_stats, obs)
+
+    def q_at(q_params, obs, action):
+        return _q_values(q_params, state.q_spec, obs_stats, obs, action)
+
+    # Soft Bellman target: the successor's value under the current policy, cut
+    # only where the env terminated (a truncated episode's successor goes on).
+    next_dist = dist_at(params.policy, batch["next_obs"])
+    next_pre_tanh = next_dist.sample_pre_tanh(key_next)
+    next_value = (jnp.min(q_at(params.target_q, batch["next_obs"], jnp.tanh(next_pre_tanh)), axis=0)
+                  - alpha * next_dist.log_prob_pre_tanh(next_pre_tanh))
+    target = jax.lax.stop_gradient(cfg.reward_scaling * batch["reward"]
+                                   + cfg.discounting * (1.0 - batch["terminated"]) * next_value)
+
+    def critic_loss(q_params):
+        q = q_at(q_params, batch["obs"], batch["action"])
+        return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1)), q
+
+    (q_loss, q), q_grads = jax.value_and_grad(critic_loss, has_aux=True)(params.q)
+    q_updates, q_opt_state = optimizer.update(q_grads, opt_state.q, params.q)
+    q_params = optax.apply_updates(params.q, q_updates)
+
+    def actor_loss(policy_params):
+        dist = dist_at(policy_params, batch["obs"])
+        pre_tanh = dist.sample_pre_tanh(key_new)
+        log_prob = dist.log_prob_pre_tanh(pre_tanh)
+        q_new = jnp.min(q_at(q_params, batch["obs"], jnp.tanh(pre_tanh)), axis=0)
+        return jnp.mean(alpha * log_prob - q_new), log_prob
+
+    (policy_loss, log_prob), policy_grads = jax.value_and_grad(actor_loss, has_aux=True)(params.policy)
+    policy_updates, policy_opt_state = optimizer.update(policy_grads, opt_state.policy, params.policy)
+
+    # The temperature rises while the policy's entropy (-log_prob) is below the target.
+    entropy_gap = jax.lax.stop_gradient(jnp.mean(log_prob) + _target_entropy(cfg, batch["action"].shape[-1]))
+
+    def alpha_loss(log_alpha):
+        return -log_alpha * entropy_gap
+
+    temperature_loss, alpha_grad = jax.value_and_grad(alpha_loss)(params.log_alpha)
+    alpha_updates, alpha_opt_state = optimizer.update(alpha_grad, opt_state.log_alpha, params.log_alpha)
+
+    new_params = Networks(
+        policy=optax.apply_updates(params.policy, policy_updates),
+        q=q_params,
+        target_q=optax.incremental_update(q_params, params.target_q, cfg.tau),
+        log_alpha=optax.apply_updates(params.log_alpha, alpha_updates))
+    metrics = {
+        "loss/critic": q_loss,
+        "loss/actor": policy_loss,
+        "loss/alpha": temperature_loss,
+        "alpha": alpha,
+        "q_mean": jnp.mean(q),
+        "entropy": -jnp.mean(log_prob),
+        "grad_norm/critic": optax.tree.norm(q_grads),
+        "grad_norm/actor": optax.tree.norm(policy_grads),
+    }
+    return new_params, OptStates(policy=policy_opt_state, q=q_opt_state, log_alpha=alpha_opt_state), metrics
+
+
+def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
+    """One SAC iteration; `env` is the batched training env. Pure."""
+    key, key_rollout, key_updates = jax.random.split(state.key, 3)
+    warming_up = state.replay.size < cfg.min_replay_size
+
+    def act(obs, key_step):
+        key_policy, key_uniform = jax.random.split(key_step)
+        learned = policy(policy_params(state), obs, key_policy)
+        uniform = jax.random.uniform(key_uniform, learned.shape, minval=-1.0, maxval=1.0)
+        return jnp.where(warming_up, uniform, learned), {}
+
+    env_state, trajectory, episode_metrics = rollout.unroll(env, state.env_state, act, key_rollout,
+                                                            cfg.unroll_length)
+    transitions = {
+        "obs": trajectory.obs, "action": trajectory.action, "reward": trajectory.reward,
+        "terminated": trajectory.done * (1.0 - trajectory.truncation), "truncated": trajectory.truncation,
+        "next_obs": trajectory.final_obs}
+    buffer = replay.insert(state.replay, jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), transitions))
+    obs_stats = state.obs_stats
+    if cfg.normalize_observations:
+        obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
+    learner = state.replace(obs_stats=obs_stats, replay=buffer)
+
+    def update(carry, key_update):
+        params, opt_state = carry
+        key_sample, key_step = jax.random.split(key_update)
+        batch = replay.sample(buffer, key_sample, cfg.batch_size)
+        params, opt_state, metrics = _gradient_step(params, opt_state, batch, key_step, learner, cfg)
+        return (params, opt_state), metrics
+
+    def learn():
+        keys = jax.random.split(key_updates, cfg.grad_updates_per_step * cfg.unroll_length)
+        (params, opt_state), metrics = jax.lax.scan(update, (state.params, state.opt_state), keys)
+        return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    def wait():  # still collecting random transitions: the same outputs, unchanged
+        shapes = jax.eval_shape(learn)[2]
+        return state.params, state.opt_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    params, opt_state, metrics = jax.lax.cond(buffer.size >= cfg.min_replay_size, learn, wait)
+    metrics.update(episode_metrics)
+    metrics["replay_size"] = buffer.size.astype(jnp.float32)
+    new_state = learner.replace(params=params, opt_state=opt_state, env_state=env_state, key=key,
+                                iteration=state.iteration + 1)
+    return new_state, metrics
