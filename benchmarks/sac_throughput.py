@@ -189,9 +189,6 @@ class OursBench:
         env = training_env(args)
         cfg = sac_config(num_envs, args, env.action_size)
         state = sac.init(jax.random.PRNGKey(0), env, cfg)
-        # sac.init makes the target critics the very arrays of the critics, and XLA
-        # refuses to donate one buffer twice: give every leaf a buffer of its own.
-        state = jax.tree.map(jnp.copy, state)
 
         def chunk(state):
             return jax.lax.scan(lambda s, _: sac.train_step(s, env, cfg), state, None, length=args.iterations)

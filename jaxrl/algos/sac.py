@@ -129,7 +129,9 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     q_params = jax.vmap(lambda k: q_spec.network().init(k, q_input))(jax.random.split(key_q, 2))
     params = Networks(
         policy=policy_spec.network().init(key_policy, actor.select(one_obs, policy_spec.obs_key)),
-        q=q_params, target_q=q_params, log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)))
+        # The targets get their own buffers, so the state can be donated to a jitted call.
+        q=q_params, target_q=jax.tree.map(jnp.copy, q_params),
+        log_alpha=jnp.log(jnp.asarray(cfg.init_alpha, jnp.float32)))
     optimizer = _optimizer(cfg)
     example = {"obs": one_obs, "action": no_action, "reward": jnp.zeros(()), "terminated": jnp.zeros(()),
                "truncated": jnp.zeros(()), "next_obs": one_obs}
