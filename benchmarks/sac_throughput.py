@@ -27,18 +27,38 @@ What could not be made equal, and stays in the figures:
     policy per gradient step); ours reuses the actor loss's log-probabilities.
     brax also updates in the order temperature, critics, actor-on-the-old-critics;
     ours critics, actor-on-the-new-critics, temperature (same work).
-  - brax's replay queue, once full, rolls the whole buffer on every insert; our
-    ring buffer overwrites in place. With the default capacity neither fills
-    here (`replay_full_during_timing` in the record says so), so that cost of
-    long brax runs is not measured.
+  - brax's replay queue, once full, rolls the whole buffer on every insert
+    (jnp.roll in replay_buffers.QueueBase.insert_internal: O(capacity) per env
+    step); our ring buffer overwrites in place. Hence two regimes, both timed
+    the same way:
+      filling  the buffer of --replay-capacity transitions is never full during
+               the timed chunks (`replay_full_during_timing` in the record says
+               so): the start of a run;
+      full     the buffer of --full-capacity transitions is full before the
+               first timed chunk and stays full: the steady state of a run that
+               trains far longer than its capacity, as real SAC runs do.
+               min_replay_size is set to the capacity for both learners, so
+               their untimed prefill (random actions for ours, brax's policy
+               for brax, neither learning) fills the buffer: brax's prefill is
+               one pmapped scan of ceil(capacity / num_envs) actor steps,
+               outside its epochs' timer, and min_replay_size changes nothing
+               else in brax (its sampling draws from all stored transitions).
+               Ours learns from the iteration that fills the buffer on, brax
+               from its first epoch (dropped as warm-up); every timed
+               iteration of both runs with a full buffer (checked).
   - Ours draws uniform actions beside the policy's at every step and keeps one
     (uniform until min_replay_size); brax acts with its policy throughout.
   - brax cannot skip its evaluation; it runs between epochs, outside the timing.
 
-The record's `throughput` section holds the settings and per-num_envs figures;
-other measurements may add sections of their own beside it.
+The record's `throughput` section holds the settings and per-num_envs figures
+of the filling regime, `throughput_full_replay` those of the full regime, and
+`ratios_ours_over_brax` both regimes' ratios side by side; other measurements
+may add sections of their own beside them. The figures are of the machine in
+the record's `machine` (a shared 2-core CPU for the committed one) and hold
+for it only; the ratios, from interleaved chunks, carry over better than the rates.
 
-    python -m benchmarks.sac_throughput                               # 16, 128, 512 envs
+    python -m benchmarks.sac_throughput                               # both regimes, 16, 128, 512 envs
+    python -m benchmarks.sac_throughput --regimes full --full-capacity 262144
     python -m benchmarks.sac_throughput --num-envs 128 --iterations 50 --repeats 2
 """
 
@@ -77,6 +97,9 @@ SHARED_HPARAMS = dict(learning_rate=3e-4, discounting=0.99, tau=0.005, reward_sc
 # (agents/sac/losses.py); ours defaults to -action_size, so it is set to brax's.
 INIT_ALPHA = 1.0
 TARGET_ENTROPY_PER_ACTION_DIM = -0.5
+REGIMES = ("filling", "full")
+# The record's section of each regime; "throughput" is the one the benchmark had first.
+SECTION_OF_REGIME = {"filling": "throughput", "full": "throughput_full_replay"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,10 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gradient steps per step of the batched env")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256],
                         help="hidden layer sizes of the actor and of each critic, both learners")
+    parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES),
+                        help="filling: the buffer never full while timed; full: the buffer full before "
+                             "the timed chunks (the steady state of long runs, where brax rolls its "
+                             "whole buffer on each insert)")
     parser.add_argument("--replay-capacity", type=int, default=1_000_000,
-                        help="transitions the buffer keeps (brax: max_replay_size)")
+                        help="filling regime: transitions the buffer keeps (brax: max_replay_size)")
     parser.add_argument("--min-replay-size", type=int, default=8192,
-                        help="transitions collected before learning starts (not timed)")
+                        help="filling regime: transitions collected before learning starts (not timed)")
+    # 2**17: a prefill of that many env steps per learner and num_envs stays at
+    # seconds to tens of seconds on a 2-core CPU.
+    parser.add_argument("--full-capacity", type=int, default=131_072,
+                        help="full regime: the buffer's capacity, and its min_replay_size (the untimed "
+                             "prefill fills it)")
     parser.add_argument("--episode-length", type=int, default=1000)
     parser.add_argument("--iterations", type=int, default=200,
                         help="training iterations per timed chunk: one compiled call of ours, one epoch of "
@@ -117,8 +149,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--brax-warmup-epochs and --min-replay-size must be >= 0")
     if args.min_replay_size > args.replay_capacity:
         parser.error("--min-replay-size cannot exceed --replay-capacity")
-    if max(args.num_envs) > args.replay_capacity:
-        parser.error("--replay-capacity must hold one iteration's num_envs transitions")
+    if max(args.num_envs) > min(args.replay_capacity, args.full_capacity):
+        parser.error("--replay-capacity and --full-capacity must hold one iteration's num_envs transitions")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -126,6 +158,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_args(parser, args)
     return args
+
+
+def regime_args(args: argparse.Namespace, regime: str) -> argparse.Namespace:
+    """`args` with the replay settings of `regime`; everything downstream reads only these two."""
+    if regime == "filling":
+        return args
+    return argparse.Namespace(**{**vars(args), "replay_capacity": args.full_capacity,
+                                 "min_replay_size": args.full_capacity})
 
 
 def brax_prefill_env_steps(num_envs: int, args) -> int:
@@ -189,6 +229,10 @@ class OursBench:
         env = training_env(args)
         cfg = sac_config(num_envs, args, env.action_size)
         state = sac.init(jax.random.PRNGKey(0), env, cfg)
+        # XLA refuses to donate one buffer twice, and sac.init still has leaves sharing
+        # one (normalize.init makes the running mean and m2 the same zeros array): give
+        # every leaf a buffer of its own. A no-op once no leaves share.
+        state = jax.tree.map(jnp.copy, state)
 
         def chunk(state):
             return jax.lax.scan(lambda s, _: sac.train_step(s, env, cfg), state, None, length=args.iterations)
@@ -230,6 +274,8 @@ class OursBench:
                 "compile_s": self.compile_s, "prefill_chunks": self.prefill_chunks,
                 "replay_size_before_timing": self.replay_size_before_timing,
                 "replay_size_after_timing": int(self.state.replay.size),
+                # The ring never shrinks, so full before the first timed chunk is full throughout.
+                "replay_full_throughout_timing": self.replay_size_before_timing == args.replay_capacity,
                 "every_timed_iteration_learned": self.all_learned, "losses_finite": finite}
 
 
@@ -277,9 +323,14 @@ def bench_brax(num_envs: int, args, after_timed_epoch: Callable[[], None] | None
     # (jnp.roll in replay_buffers.QueueBase.insert_internal), an O(capacity) copy per
     # env step that our ring buffer does not make. Record whether the timed epochs got there.
     inserted = prefill_env_steps + epochs * args.iterations * num_envs
+    inserted_before_timing = prefill_env_steps + args.brax_warmup_epochs * per_epoch
     return {**_rates(per_epoch, args.iterations * args.grad_updates_per_step, measured),
             "warmup_epochs_env_steps_per_s": epoch_sps[:args.brax_warmup_epochs],
-            "replay_full_during_timing": inserted > args.replay_capacity}
+            "prefill_env_steps": prefill_env_steps,
+            "env_steps_inserted_before_timing": inserted_before_timing,
+            "replay_full_during_timing": inserted > args.replay_capacity,
+            # Once it holds capacity transitions, every later insert rolls the buffer.
+            "replay_full_throughout_timing": inserted_before_timing >= args.replay_capacity}
 
 
 def measure_pair(num_envs: int, args) -> tuple[dict, dict]:
@@ -298,14 +349,26 @@ def measure_pair(num_envs: int, args) -> tuple[dict, dict]:
     return ours.result(), brax
 
 
-def measure_throughput(args, out_record: dict | None = None, write=None) -> dict:
-    """Both learners at each num_envs: the record's `throughput` section.
+REGIME_DESCRIPTION = {
+    "filling": "the replay buffer is not full during the timed chunks (the start of a run): brax's queue "
+               "does not roll",
+    "full": "the replay buffer is full before the first timed chunk and stays full (the steady state of a "
+            "run longer than its capacity): every brax insert rolls its whole buffer, ours overwrites in "
+            "place; min_replay_size = replay_capacity for both, so the untimed prefill fills it",
+}
+
+
+def measure_throughput(args, out_record: dict | None = None, write=None, regime: str = "filling") -> dict:
+    """Both learners at each num_envs in `regime`: the record's SECTION_OF_REGIME[regime] section.
 
     The section goes into `out_record` before the first measurement and `write` is
     called after each num_envs, so a crash keeps the sizes already measured.
     """
+    args = regime_args(args, regime)
     section = {
         "settings": {
+            "regime": regime,
+            "regime_description": REGIME_DESCRIPTION[regime],
             "env": ENV_NAME,
             "wrapper": "envs_mjx.wrap_for_training (both learners)",
             "episode_length": args.episode_length,
@@ -332,11 +395,16 @@ def measure_throughput(args, out_record: dict | None = None, write=None) -> dict
         "results": [],
     }
     if out_record is not None:
-        out_record["throughput"] = section
+        out_record[SECTION_OF_REGIME[regime]] = section
     for num_envs in args.num_envs:
         load_before = os.getloadavg()
-        print(f"num_envs={num_envs}: ours (compile, prefill, warm-up)...", flush=True)
+        print(f"[{regime}] num_envs={num_envs}: ours (compile, prefill, warm-up)...", flush=True)
         ours, brax = measure_pair(num_envs, args)
+        if regime == "full" and not (ours["replay_full_throughout_timing"]
+                                     and brax["replay_full_throughout_timing"]):
+            raise RuntimeError(f"full regime at num_envs={num_envs}: a buffer was not full before timing "
+                               f"(ours {ours['replay_size_before_timing']} of {args.replay_capacity}, brax "
+                               f"{brax['env_steps_inserted_before_timing']} inserted)")
         for name, figures in (("ours", ours), ("brax", brax)):
             print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
                   f"{figures['grad_steps_per_s']:,.0f} grad steps/s", flush=True)
@@ -359,7 +427,9 @@ def measure_throughput(args, out_record: dict | None = None, write=None) -> dict
     return section
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], title: str = "") -> None:
+    if title:
+        print(f"\n{title}", end="")
     print(f"\n{'num_envs':>8}  {'ours env/s':>11}  {'brax env/s':>11}  {'ours grad/s':>11}  "
           f"{'brax grad/s':>11}  {'ours/brax':>9}")
     for row in rows:
@@ -369,16 +439,33 @@ def print_table(rows: list[dict]) -> None:
               f"{row['ratio_ours_over_brax']['env_steps_per_s']:>9.2f}")
 
 
+def ratio_summary(record: dict) -> dict:
+    """{regime: {num_envs: ours/brax}} from the record's regime sections, for reading at a glance."""
+    return {regime: {str(row["num_envs"]): row["ratio_ours_over_brax"]["env_steps_per_s"]
+                     for row in record[section]["results"]}
+            for regime, section in SECTION_OF_REGIME.items() if section in record}
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
-    record = {"benchmark": "sac_throughput", "machine": describe_machine()}
+    record = {
+        "benchmark": "sac_throughput",
+        "machine": describe_machine(),
+        "figures_are_per_machine": "every rate here was measured on the machine in `machine` (a shared "
+                                   "CPU: see each row's load average) and holds for it only; the ratios "
+                                   "ours/brax, from interleaved chunks, carry over better than the rates",
+    }
 
     def write():
+        record["ratios_ours_over_brax"] = ratio_summary(record)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
-    section = measure_throughput(args, record, write)
-    print_table(section["results"])
+    sections = {regime: measure_throughput(args, record, write, regime) for regime in args.regimes}
+    for regime, section in sections.items():
+        capacity = regime_args(args, regime).replay_capacity
+        print_table(section["results"], f"{regime} regime (replay capacity {capacity:,}): "
+                                        f"{REGIME_DESCRIPTION[regime].split(':')[0]}")
     print(f"\nwrote {args.out}")
 
 

@@ -496,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrl.data.collect import CollectError
     from jaxrl.data.validate import DatasetError
     from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError
+    from jaxrl.replay import ReplayCapacityError
     from jaxrl.train import TrainingDiverged
 
     runtime.configure_jax()
@@ -506,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             return commands[args.command](args, console)
         return _list(console)
     except (ConfigError, CheckpointError, DatasetError, CollectError, ExportError, PolicyFileError,
-            PolicyMismatchError) as error:
+            PolicyMismatchError, ReplayCapacityError) as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return EXIT_USAGE
     except TrainingDiverged as error:

@@ -156,6 +156,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     key_video = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_VIDEO)
     init = jax.jit(lambda key: algo.init(key, train_env, cfg.algo))
 
+    if not resume:
+        state = init(key_init)  # before any file is made: a setting init refuses leaves no run behind
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=tc.keep_checkpoints)
     start_call, best_return = 0, -math.inf
     if resume:
@@ -167,8 +169,6 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
                 f"{run_dir} is already trained to {start_call * steps_per_call:,} env steps; to train "
                 f"longer, resume with a larger train.num_timesteps=N")
         console.print(f"resuming from checkpoint at {start_call * steps_per_call:,} env steps")
-    else:
-        state = init(key_init)
     config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
 
     def run_iterations(state):
