@@ -117,6 +117,7 @@ def test_settings_that_cannot_run_are_refused_by_name():
         config.load("cartpole-balance", "sac", overrides=["replay_capacty=10"])
 
 
+@pytest.mark.slow
 def test_sac_learns_pendulum_swingup_on_the_cpu(tmp_path):
     """The recipe's CPU preset, cut to 50k env steps (about a minute): the pendulum swings up.
 
