@@ -61,10 +61,10 @@ def test_cli_reports_user_errors_without_traceback(argv, message, capsys):
 
 
 def test_installed_entry_point_exits_nonzero_with_one_clear_line():
-    result = subprocess.run([sys.executable, "-m", "jaxrl.cli", "train", "cartpole-balance", "sac"],
+    result = subprocess.run([sys.executable, "-m", "jaxrl.cli", "train", "cartpole-balance", "sacc"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == cli.EXIT_USAGE
-    assert "unknown algorithm 'sac'" in result.stdout
+    assert "unknown algorithm 'sacc'; did you mean 'sac'?" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "Failed to import" not in result.stdout + result.stderr
 
