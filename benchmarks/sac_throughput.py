@@ -57,8 +57,8 @@ may add sections of their own beside them. The figures are of the machine in
 the record's `machine` (a shared 2-core CPU for the committed one) and hold
 for it only; the ratios, from interleaved chunks, carry over better than the rates.
 
-    python -m benchmarks.sac_throughput                               # both regimes, 16, 128, 512 envs
-    python -m benchmarks.sac_throughput --regimes full --full-capacity 262144
+    python -m benchmarks.sac_throughput          # both regimes, 16, 128, 512 envs: ~8.5 min on 2 cores
+    python -m benchmarks.sac_throughput --regimes full --full-capacity 131072
     python -m benchmarks.sac_throughput --num-envs 128 --iterations 50 --repeats 2
 """
 
@@ -124,9 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="filling regime: transitions the buffer keeps (brax: max_replay_size)")
     parser.add_argument("--min-replay-size", type=int, default=8192,
                         help="filling regime: transitions collected before learning starts (not timed)")
-    # 2**17: a prefill of that many env steps per learner and num_envs stays at
-    # seconds to tens of seconds on a 2-core CPU.
-    parser.add_argument("--full-capacity", type=int, default=131_072,
+    # The filling regime's capacity (and sac.Config's): the steady state of the same
+    # buffer. Filling it is cheap, as neither learner takes gradient steps meanwhile:
+    # about 10-20 s per learner and num_envs on a 2-core CPU. The cost of brax's roll
+    # grows with the capacity and jumps once the buffer leaves the CPU's caches (a
+    # few MB), so a small capacity here would understate it.
+    parser.add_argument("--full-capacity", type=int, default=1_000_000,
                         help="full regime: the buffer's capacity, and its min_replay_size (the untimed "
                              "prefill fills it)")
     parser.add_argument("--episode-length", type=int, default=1000)
@@ -465,7 +468,9 @@ def main(argv=None) -> None:
     # brax compiles its evaluation (twice per train call) and its env reset afresh in every
     # call, the same programs each time: a compilation cache kept for this run only
     # compiles them once, which cuts minutes of untimed setup. Our chunks differ between
-    # measurements (num_envs, capacity), so their compile_s stays a cold compile.
+    # measurements (num_envs, capacity), so their compile_s stays a cold compile. A cache
+    # hit logs "Assume version compatibility" and "Target machine feature ... is not
+    # supported on the host" (XLA:CPU, same host): harmless.
     with tempfile.TemporaryDirectory(prefix="sac_throughput_jax_cache_") as cache_dir:
         jax.config.update("jax_compilation_cache_dir", cache_dir)
         sections = {regime: measure_throughput(args, record, write, regime) for regime in args.regimes}
