@@ -233,10 +233,6 @@ class OursBench:
         env = training_env(args)
         cfg = sac_config(num_envs, args, env.action_size)
         state = sac.init(jax.random.PRNGKey(0), env, cfg)
-        # XLA refuses to donate one buffer twice, and sac.init still has leaves sharing
-        # one (normalize.init makes the running mean and m2 the same zeros array): give
-        # every leaf a buffer of its own. A no-op once no leaves share.
-        state = jax.tree.map(jnp.copy, state)
 
         def chunk(state):
             return jax.lax.scan(lambda s, _: sac.train_step(s, env, cfg), state, None, length=args.iterations)

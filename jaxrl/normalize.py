@@ -26,8 +26,10 @@ class RunningStats:
 
 def init(example_obs) -> RunningStats:
     """Empty statistics for observations shaped like `example_obs` (no batch axis)."""
-    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), example_obs)
-    return RunningStats(count=jnp.zeros((), jnp.float32), mean=zeros, m2=zeros)
+    def zeros():  # a fresh array per field: one buffer in two fields cannot be donated to a jitted call
+        return jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32), example_obs)
+
+    return RunningStats(count=jnp.zeros((), jnp.float32), mean=zeros(), m2=zeros())
 
 
 def update(stats: RunningStats, batch, batch_ndim: int) -> RunningStats:
