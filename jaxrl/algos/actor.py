@@ -43,6 +43,11 @@ class PolicyParams:
     spec: NetworkSpec = struct.field(pytree_node=False)
 
 
+def policy_params(state) -> PolicyParams:
+    """The PolicyParams of a learner's TrainState (fields params.policy, obs_stats, policy_spec)."""
+    return PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
+
+
 def select(obs, key: str):
     """The observation a network sees: obs[key] for dict observations."""
     if isinstance(obs, Mapping):

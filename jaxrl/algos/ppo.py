@@ -115,10 +115,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     )
 
 
-def policy_params(state: TrainState) -> actor.PolicyParams:
-    return actor.PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
-
-
+policy_params = actor.policy_params
 policy = actor.policy
 export_policy = actor.export_policy
 
@@ -210,7 +207,7 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
     data = {"obs": trajectory.obs, "pre_tanh": trajectory.extras["pre_tanh"],
             "log_prob": trajectory.extras["log_prob"],
             "advantages": advantages, "returns": returns}
-    data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
+    data = rollout.merge_time_and_envs(data)
     num_samples = steps_per_iteration(cfg)
     optimizer = _optimizer(cfg)
     grad_fn = jax.grad(_loss, has_aux=True)

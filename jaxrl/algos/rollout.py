@@ -51,3 +51,8 @@ def unroll(env, env_state, act: Callable, key: jax.Array, length: int):
     episode_metrics = {f"episode_sum/{k}": v for k, v in episode_sums.items()}
     episode_metrics["episode_count"] = episode_count
     return env_state, trajectory, episode_metrics
+
+
+def merge_time_and_envs(tree):
+    """[T, B, ...] leaves as [T * B, ...]: one sample per env step."""
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)

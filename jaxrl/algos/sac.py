@@ -150,10 +150,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     )
 
 
-def policy_params(state: TrainState) -> actor.PolicyParams:
-    return actor.PolicyParams(network=state.params.policy, obs_stats=state.obs_stats, spec=state.policy_spec)
-
-
+policy_params = actor.policy_params
 policy = actor.policy
 export_policy = actor.export_policy
 
@@ -246,7 +243,7 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
         "obs": trajectory.obs, "action": trajectory.action, "reward": trajectory.reward,
         "terminated": trajectory.done * (1.0 - trajectory.truncation), "truncated": trajectory.truncation,
         "next_obs": trajectory.final_obs}
-    buffer = replay.insert(state.replay, jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), transitions))
+    buffer = replay.insert(state.replay, rollout.merge_time_and_envs(transitions))
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
         obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
