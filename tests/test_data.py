@@ -81,8 +81,8 @@ def test_only_success_and_obs_keys_select(good_file):
     np.testing.assert_array_equal(data.episode_lengths, [5, 4])
     np.testing.assert_array_equal(data.episode_starts, [0, 5])
     np.testing.assert_array_equal(data.actions[5:], DEMOS[2]["actions"].astype(np.float32))
-    with pytest.raises(DatasetError, match=r"demos.hdf5 has no observation 'c'; its observation keys are: "
-                                           r"a, b"):
+    with pytest.raises(DatasetError, match=r"demos.hdf5: data/demo_0 has no observation 'c'; its observation "
+                                           r"keys are: a, b"):
         load(good_file, obs_keys=["a", "c"])
 
 
@@ -415,7 +415,7 @@ def untrained_run(tiny_config, tmp_path):
     run_dir.mkdir()
     config.save(tiny_config, run_dir / "config.yaml")
     checkpointer = Checkpointer(run_dir / "checkpoints")
-    checkpointer.save_best(0, state, {"call": 0, "env_steps": 0, "best_eval_return": 0.0}, 0.0)
+    checkpointer.save_best(0, state, {"call": 0, "env_steps": 0, "best_score": None})
     checkpointer.close()
     return run_dir
 

@@ -1,13 +1,18 @@
-"""Read demonstration files into one `Dataset` of concatenated samples.
+"""Read demonstration files: `load` here and `demos.load_demos` both read through `read_files`.
 
-Samples of every demo of every file lie end to end along the first axis;
-`episode_starts` and `episode_lengths` say where each demo is. The whole
-dataset goes onto the accelerator when it fits, so a learner samples
-minibatches without host transfers.
+`read_files` checks each file (fully, or only what training reads), reads the
+chosen observation names of the demos a selector keeps, checks the values are
+finite and that all files agree on sample shapes. `load` concatenates the
+result into one `Dataset`: samples of every demo of every file lie end to end
+along the first axis; `episode_starts` and `episode_lengths` say where each
+demo is. The whole dataset goes onto the accelerator when it fits, so a
+learner samples minibatches without host transfers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jax
@@ -24,6 +29,32 @@ from jaxrl.data.validate import (
 )
 
 DEVICE_MEMORY_SHARE = 0.5  # at most this share of the accelerator's free memory; the rest is the learner's
+
+# select(path, demo name, demo attributes) -> whether to read that demo; it may raise DatasetError.
+DemoSelector = Callable[[Path, str, Mapping], bool]
+
+
+@dataclasses.dataclass
+class DemoArrays:
+    """One demo as read: arrays keyed by their path in the demo ("obs/state", "actions", ...)."""
+
+    name: str  # "demo_3"
+    arrays: dict[str, np.ndarray]
+    attrs: dict  # the demo's attributes (num_samples, success, source ...)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.arrays["actions"].shape[0])
+
+
+@dataclasses.dataclass
+class FileDemos:
+    """The demos read from one file, in the file's order."""
+
+    path: Path
+    obs_keys: list[str]  # the observation names read, in order ([] for a file without demos)
+    sample_shapes: dict[str, tuple]  # "actions", "obs/<name>": the shape of one sample ({} without demos)
+    demos: list[DemoArrays]
 
 
 @struct.dataclass
@@ -48,10 +79,72 @@ class Dataset:
         return int(self.episode_lengths.shape[0])
 
 
-def _sample_shapes(demo, keys) -> dict[str, tuple]:
-    shapes = {f"obs/{key}": demo["obs"][key].shape[1:] for key in keys}
-    shapes["actions"] = demo["actions"].shape[1:]
-    return shapes
+def demo_succeeded(path, name: str, attrs: Mapping) -> bool:
+    """The demo's `success` attribute; DatasetError when it has none (keeping successes needs it)."""
+    if "success" not in attrs:
+        raise DatasetError(f"{path}: data/{name} has no 'success' attribute, which keeping only successful "
+                           f"demos needs")
+    return bool(attrs["success"])
+
+
+def read_file(path, obs_keys=None, *, full: bool = True, step_keys: Sequence[str] = (),
+              select: DemoSelector | None = None) -> FileDemos:
+    """The demos of one file, checked, with the observation names `obs_keys` (None: all, in env_args order).
+
+    full: check and read the whole layout (next_obs, rewards, dones too); else only obs/ and actions.
+    step_keys: further per-step arrays to read from the demos that have them (e.g. "intervention").
+    select: which demos to read (default all); the others are checked but not read.
+    """
+    path = Path(path)
+    with open_file(path) as file:
+        names = check_structure(file, path, obs_keys, full)
+        if not names:
+            return FileDemos(path, list(obs_keys or []), {}, [])
+        keys = list(obs_keys) if obs_keys is not None else file_obs_keys(file, names[0])
+        first = file["data"][names[0]]
+        shapes = {"actions": first["actions"].shape[1:]}
+        shapes.update({f"obs/{key}": first["obs"][key].shape[1:] for key in keys})
+        demos = []
+        for name in names:
+            group = file["data"][name]
+            attrs = dict(group.attrs)
+            if select is not None and not select(path, name, attrs):
+                continue
+            arrays = demo_arrays(group, keys, full)
+            arrays.update({key: group[key][()] for key in step_keys if key in group})
+            for key, values in arrays.items():
+                check_finite(values, f"data/{name}/{key}", path)
+            demos.append(DemoArrays(name, arrays, attrs))
+    return FileDemos(path, keys, shapes, demos)
+
+
+def _check_same_shapes(reference: FileDemos, other: FileDemos) -> None:
+    for key, shape in other.sample_shapes.items():
+        if shape != reference.sample_shapes[key]:
+            raise DatasetError(f"{other.path}: {key} has samples of shape {shape} but {reference.path}'s "
+                               f"have {reference.sample_shapes[key]}")
+
+
+def read_files(paths, obs_keys=None, *, full: bool = True, step_keys: Sequence[str] = (),
+               select: Sequence[DemoSelector | None] | None = None) -> list[FileDemos]:
+    """`read_file` of each of `paths` (select: one selector per path); the files must agree on shapes.
+
+    obs_keys None: all names of the first file with demos; the other files must have them too.
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise ValueError("reading demos needs at least one file")
+    select = [None] * len(paths) if select is None else list(select)
+    keys = None if obs_keys is None else list(obs_keys)
+    files, reference = [], None  # reference: the first file with demos; the others must agree with it
+    for path, selector in zip(paths, select, strict=True):
+        part = read_file(path, keys, full=full, step_keys=step_keys, select=selector)
+        if part.sample_shapes:
+            keys = part.obs_keys
+            reference = reference or part
+            _check_same_shapes(reference, part)
+        files.append(part)
+    return files
 
 
 def _device_memory_stats() -> dict | None:
@@ -70,64 +163,32 @@ def fits_on_device(nbytes: int, stats: dict | None) -> bool:
 
 
 def load(paths, obs_keys=None, only_success: bool = False, on_device: bool | None = None) -> Dataset:
-    """All demos of the files `paths` (one path or a list), checked, as one Dataset.
+    """All demos of the files `paths` (one path or a list), fully checked, as one Dataset.
 
     obs_keys: observation names to keep (default: all of the first file's).
     only_success: keep only demos whose `success` attribute is true.
     on_device: put the arrays on the JAX device; None: when they fit (else they stay numpy).
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths:
-        raise ValueError("load needs at least one file")
-    keys = None if obs_keys is None else list(obs_keys)
-    parts: dict[str, list[np.ndarray]] = {}
-    lengths, success = [], []
-    reference = None  # (path, sample shapes) of the first file with demos: the others must agree
-    for path in paths:
-        with open_file(path) as file:
-            names = check_structure(file, path)
-            if not names:
-                continue
-            available = file_obs_keys(file, names[0])
-            keys = available if keys is None else keys
-            missing = [key for key in keys if key not in available]
-            if missing:
-                raise DatasetError(f"{path} has no observation {missing[0]!r}; its observation keys are: "
-                                   f"{', '.join(available)}")
-            shapes = _sample_shapes(file["data"][names[0]], keys)
-            if reference is None:
-                reference = (path, shapes)
-            for key, shape in shapes.items():
-                if shape != reference[1][key]:
-                    raise DatasetError(f"{path}: {key} has samples of shape {shape} but {reference[0]}'s "
-                                       f"have {reference[1][key]}")
-            for name in names:
-                demo = file["data"][name]
-                succeeded = demo.attrs.get("success")
-                if only_success and succeeded is None:
-                    raise DatasetError(f"{path}: data/{name} has no 'success' attribute, which only_success "
-                                       f"needs")
-                if only_success and not succeeded:
-                    continue
-                for key, values in demo_arrays(demo, keys).items():
-                    check_finite(values, f"data/{name}/{key}", path)
-                    parts.setdefault(key, []).append(values)
-                lengths.append(demo["actions"].shape[0])
-                success.append(bool(succeeded))
-    if not lengths:
+    selector = demo_succeeded if only_success else None
+    files = read_files(paths, obs_keys, select=[selector] * len(paths))
+    demos = [demo for file in files for demo in file.demos]
+    if not demos:
         kind = "successful demos" if only_success else "demos"
         raise DatasetError(f"no {kind} in {', '.join(str(p) for p in paths)}")
+    keys = next(file.obs_keys for file in files if file.sample_shapes)
 
     def joined(key, dtype=np.float32):
-        return np.concatenate(parts[key]).astype(dtype, copy=False)
+        return np.concatenate([demo.arrays[key] for demo in demos]).astype(dtype, copy=False)
 
-    lengths = np.asarray(lengths, np.int32)
+    lengths = np.asarray([demo.num_samples for demo in demos], np.int32)
     dataset = Dataset(
         obs={key: joined(f"obs/{key}") for key in keys},
         next_obs={key: joined(f"next_obs/{key}") for key in keys},
         actions=joined("actions"), rewards=joined("rewards"), dones=joined("dones"),
         episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int32),
-        episode_lengths=lengths, episode_success=np.asarray(success, bool))
+        episode_lengths=lengths,
+        episode_success=np.asarray([bool(demo.attrs.get("success", False)) for demo in demos], bool))
     nbytes = sum(leaf.nbytes for leaf in jax.tree.leaves(dataset))
     if on_device or (on_device is None and fits_on_device(nbytes, _device_memory_stats())):
         return jax.device_put(dataset)
