@@ -23,6 +23,7 @@ from jaxrl.data.validate import (
     DatasetError,
     check_finite,
     check_structure,
+    dataset_at,
     demo_arrays,
     file_obs_keys,
     open_file,
@@ -83,7 +84,7 @@ def demo_succeeded(path, name: str, attrs: Mapping) -> bool:
     """The demo's `success` attribute; DatasetError when it has none (keeping successes needs it)."""
     if "success" not in attrs:
         raise DatasetError(f"{path}: data/{name} has no 'success' attribute, which keeping only successful "
-                           f"demos needs")
+                           f"demos needs (the filter 'all' keeps every demo)")
     return bool(attrs["success"])
 
 
@@ -111,7 +112,7 @@ def read_file(path, obs_keys=None, *, full: bool = True, step_keys: Sequence[str
             if select is not None and not select(path, name, attrs):
                 continue
             arrays = demo_arrays(group, keys, full)
-            arrays.update({key: group[key][()] for key in step_keys if key in group})
+            arrays.update({key: dataset_at(group, key, path)[()] for key in step_keys if key in group})
             for key, values in arrays.items():
                 check_finite(values, f"data/{name}/{key}", path)
             demos.append(DemoArrays(name, arrays, attrs))

@@ -80,7 +80,8 @@ def _is_float(dataset: h5py.Dataset) -> bool:
     return np.issubdtype(dataset.dtype, np.floating)
 
 
-def _dataset(demo: h5py.Group, key: str, label) -> h5py.Dataset:
+def dataset_at(demo: h5py.Group, key: str, label) -> h5py.Dataset:
+    """demo[key], or DatasetError naming it when it is a group rather than an array."""
     if not isinstance(demo[key], h5py.Dataset):
         raise DatasetError(f"{label}: {demo.name[1:]}/{key} is a group; expected an array")
     return demo[key]
@@ -99,7 +100,7 @@ def _check_keys_present(demo: h5py.Group, label, full: bool) -> None:
 def _check_actions(demo: h5py.Group, label, full: bool) -> int:
     """Rows of the demo's actions: its number of samples (checked against num_samples when it has one)."""
     where = demo.name[1:]
-    actions = _dataset(demo, "actions", label)
+    actions = dataset_at(demo, "actions", label)
     if actions.ndim != 2 or not _is_float(actions):
         raise DatasetError(f"{label}: {where}/actions must be a float array [T, action_size], got "
                            f"{actions.dtype} of shape {actions.shape}")
@@ -118,7 +119,7 @@ def _check_actions(demo: h5py.Group, label, full: bool) -> int:
 def _check_rewards_and_dones(demo: h5py.Group, label, rows: int) -> None:
     where = demo.name[1:]
     for key in ("rewards", "dones"):
-        array = _dataset(demo, key, label)
+        array = dataset_at(demo, key, label)
         if array.shape != (rows,):
             raise DatasetError(f"{label}: {where}/{key} has shape {array.shape}, expected ({rows},) like "
                                f"actions' rows")
@@ -189,7 +190,7 @@ def _check_demo(demo: h5py.Group, label, reference: dict, obs_keys, full: bool) 
     shapes = {"actions": demo["actions"].shape[1:]}
     for group in groups:
         for name in keys:
-            array = _dataset(demo[group], name, label)
+            array = dataset_at(demo[group], name, label)
             _check_observation(array, f"{where}/{group}/{name}", label, rows, full)
             shapes[f"{group}/{name}"] = array.shape[1:]
     _check_same_shapes(where, label, shapes, reference)
