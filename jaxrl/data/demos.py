@@ -128,8 +128,8 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> np.ndar
 
 
 def _stats(samples: np.ndarray) -> normalize.RunningStats:
-    """normalize's statistics of [n, d] samples, computed on the host with float64 sums: exact to float32
-    for millions of samples, and no XLA compilation per dataset shape."""
+    """normalize's statistics of [n, d] samples, computed on the host with float64 sums (accurate
+    for millions of samples) and without an XLA compilation per dataset shape."""
     mean = samples.mean(axis=0, dtype=np.float64)
     m2 = np.square(samples - mean.astype(samples.dtype)).sum(axis=0, dtype=np.float64)
     return normalize.RunningStats(count=jnp.asarray(len(samples), jnp.float32),
