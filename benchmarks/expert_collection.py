@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 import time
@@ -43,14 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95% confidence interval of a success rate (Wilson score; sound near 0% and 100%)."""
-    rate = successes / trials
-    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return centre - half, centre + half
-
-
 def measure(env_name: str, noise: float, episodes: int, num_envs: int, seed: int) -> dict:
     import jax
 
@@ -58,6 +49,7 @@ def measure(env_name: str, noise: float, episodes: int, num_envs: int, seed: int
     from jaxrl import config
     from jaxrl.data.collect import collect
     from jaxrl.data.writer import DemoWriter
+    from jaxrl.evaluation import wilson_interval
 
     env = envs_mjx.make(env_name)
     with tempfile.TemporaryDirectory() as folder:

@@ -1,7 +1,8 @@
 """Orbax checkpoints of the whole training state.
 
 Two managers under <run_dir>/checkpoints: `latest/` (periodic and final, the
-newest `keep` kept) and `best/` (the single best by evaluation return). Orbax
+newest `keep` kept) and `best/` (one checkpoint: the loop saves there only when
+an evaluation beats every earlier one, by the learner's BEST_BY ranking). Orbax
 writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed mid-write leaves the previous checkpoint intact.
 Each checkpoint holds the TrainState and a small JSON of loop bookkeeping.
@@ -68,9 +69,7 @@ class Checkpointer:
         self._latest = ocp.CheckpointManager(
             self.directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
         self._best = ocp.CheckpointManager(
-            self.directory / "best",
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True, best_fn=lambda metrics: metrics["eval_return"], best_mode="max"))
+            self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
 
     @staticmethod
     def _save_args(state: Any, meta: dict):
@@ -82,10 +81,10 @@ class Checkpointer:
         if step not in self._latest.all_steps():
             self._latest.save(step, args=self._save_args(state, meta))
 
-    def save_best(self, step: int, state: Any, meta: dict, eval_return: float) -> None:
-        """Kept only while `eval_return` is the best seen."""
+    def save_best(self, step: int, state: Any, meta: dict) -> None:
+        """The new best checkpoint (the caller has ranked it), replacing the previous one."""
         if step not in self._best.all_steps():
-            self._best.save(step, args=self._save_args(state, meta), metrics={"eval_return": eval_return})
+            self._best.save(step, args=self._save_args(state, meta))
 
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
@@ -93,26 +92,30 @@ class Checkpointer:
     def _meta(self, manager: ocp.CheckpointManager, step: int) -> dict:
         return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
-    def _at_env_steps(self, env_steps: int) -> tuple[ocp.CheckpointManager, int]:
-        """The manager and step of the kept checkpoint taken at `env_steps` (what users see in logs)."""
-        kept = {}
+    def _at_steps(self, steps: int) -> tuple[ocp.CheckpointManager, int]:
+        """The manager and step of the kept checkpoint taken at `steps` env steps (gradient steps for
+        offline learners), the count users see in logs."""
+        kept, unit = {}, "env steps"
         for manager in (self._best, self._latest):  # the same checkpoint in both: either will do
             for step in manager.all_steps():
-                kept[self._meta(manager, step)["env_steps"]] = (manager, step)
-        if env_steps not in kept:
-            available = ", ".join(f"{steps:,}" for steps in sorted(kept)) or "none"
-            raise CheckpointError(f"no checkpoint at {env_steps:,} env steps under {self.directory}; "
-                                  f"available (env steps): {available}")
-        return kept[env_steps]
+                meta = self._meta(manager, step)
+                if "grad_steps" in meta:
+                    unit = "gradient steps"
+                kept[meta.get("env_steps", meta.get("grad_steps"))] = (manager, step)
+        if steps not in kept:
+            available = ", ".join(f"{count:,}" for count in sorted(kept)) or "none"
+            raise CheckpointError(f"no checkpoint at {steps:,} {unit} under {self.directory}; "
+                                  f"available ({unit}): {available}")
+        return kept[steps]
 
     def restore(self, abstract_state: Any, which: str | int = "latest") -> tuple[Any, dict]:
         """(state, meta) of the newest `latest` checkpoint, of the `best` one, or of the one
-        taken at `which` env steps."""
+        taken at `which` env steps (gradient steps for offline learners)."""
         if isinstance(which, int):
-            manager, step = self._at_env_steps(which)
+            manager, step = self._at_steps(which)
         else:
             manager = {"latest": self._latest, "best": self._best}[which]
-            step = manager.best_step() if which == "best" else manager.latest_step()
+            step = manager.latest_step()  # `best` keeps one: the newest is the best
         if step is None:
             raise CheckpointError(f"no {which} checkpoint under {self.directory}")
         try:

@@ -208,11 +208,10 @@ def _report(result) -> int:
 
 def _eval(args: argparse.Namespace, console) -> int:
     import jax
-    import numpy as np
 
     from jaxrl import config
+    from jaxrl.evaluation import add_success_interval, make_evaluator
     from jaxrl.runs import restore_run
-    from jaxrl.train import make_evaluator
 
     if args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
@@ -220,10 +219,11 @@ def _eval(args: argparse.Namespace, console) -> int:
     cfg = run.cfg
     evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
     results = evaluate(run.algo.policy_params(run.state), jax.random.PRNGKey(args.seed))
+    results = add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
     console.print(f"{cfg.env_name} / {cfg.algo_name}, {args.checkpoint} checkpoint at "
                   f"{run.meta['env_steps']:,} env steps, {args.episodes} episodes:")
     for key, value in results.items():
-        console.print(f"  {key:<28} {float(np.asarray(value)):10.3f}")
+        console.print(f"  {key:<28} {value:10.3f}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Run logging: metrics.jsonl, TensorBoard events, a progress display, learning_curve.png.
 
 One record per device call, a flat dict of floats keyed like "train/episode_return",
-"eval/episode_return", "loss/value", plus "env_steps" and "call". Keys under
+"eval/episode_return", "loss/value", plus "call" and the progress count, "env_steps"
+(or "grad_steps" for learners that train on demonstrations: the loop's `step_key`). Keys under
 "time/" are wall-clock figures: everything else is reproducible from the seed.
 """
 
@@ -27,11 +28,13 @@ def read_metrics(path: Path) -> list[dict]:
 
 class RunLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0,
-                 resume_call: int | None = None, tensorboard: bool = True, console: Console | None = None):
+                 resume_call: int | None = None, tensorboard: bool = True, console: Console | None = None,
+                 step_key: str = "env_steps"):
         """`resume_call`: the device call a resumed run restarts after (None: a fresh run)."""
         self.run_dir = Path(run_dir)
         self.console = console or Console()
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.step_key = step_key
         # On resume, records past the restored checkpoint were computed by the
         # crashed process and will be computed again: drop them.
         kept = [] if resume_call is None else [
@@ -48,42 +51,43 @@ class RunLogger:
         self._start_steps = start_steps
         self._start_time = time.monotonic()
         self._last_plain = -math.inf
-        self._last_return = "n/a"
+        self._last_score = "return n/a"
         self._progress = None
         if self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]training"), BarColumn(),
                 TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
                 TextColumn("{task.fields[sps]} steps/s"),
-                TextColumn("return {task.fields[ret]}"),
+                TextColumn("{task.fields[score]}"),
                 TextColumn("ETA"), TimeRemainingColumn(),
                 console=self.console, transient=False)
             self._task = self._progress.add_task("train", total=total_steps, completed=start_steps,
-                                                 sps="-", ret="n/a")
+                                                 sps="-", score=self._last_score)
             self._progress.start()
         self.total_steps = total_steps
 
     def log(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        steps = record["env_steps"]
+        steps = record[self.step_key]
         if self._writer is not None:
             for key, value in record.items():
-                if key not in ("env_steps", "call"):
+                if key not in (self.step_key, "call"):
                     self._writer.add_scalar(key, value, steps)
-        for key in ("eval/episode_return", "train/episode_return"):
+        for key in ("eval/success", "eval/episode_return", "train/episode_return"):
             if key in record:
-                self._last_return = f"{record[key]:.1f}"
+                value = record[key]
+                self._last_score = f"success {value:.0%}" if key == "eval/success" else f"return {value:.1f}"
                 break
         sps = record.get("time/sps", 0.0)
         if self._progress is not None:
-            self._progress.update(self._task, completed=steps, sps=f"{sps:,.0f}", ret=self._last_return)
+            self._progress.update(self._task, completed=steps, sps=f"{sps:,.0f}", score=self._last_score)
         elif time.monotonic() - self._last_plain > PLAIN_LINE_SECONDS or "eval/episode_return" in record:
             self._last_plain = time.monotonic()
             done = steps - self._start_steps
             eta = f"{(self.total_steps - steps) / sps:,.0f} s" if sps > 0 and done > 0 else "-"
             self.console.print(f"{steps:>12,} / {self.total_steps:,} steps  {sps:>9,.0f} steps/s  "
-                               f"return {self._last_return}  ETA {eta}")
+                               f"{self._last_score}  ETA {eta}")
 
     def image(self, tag: str, encoded: bytes, height: int, width: int, env_steps: int) -> None:
         """An encoded image in TensorBoard, if on: a PNG, or an animated GIF, which TensorBoard plays."""
@@ -104,11 +108,11 @@ class RunLogger:
         self._file.close()
         if self._writer is not None:
             self._writer.close()
-        plot_learning_curve(self.metrics_path, self.run_dir / "learning_curve.png")
+        plot_learning_curve(self.metrics_path, self.run_dir / "learning_curve.png", self.step_key)
 
 
-def plot_learning_curve(metrics_path: Path, png_path: Path) -> None:
-    """Episode return (training and evaluation) against env steps."""
+def plot_learning_curve(metrics_path: Path, png_path: Path, step_key: str = "env_steps") -> None:
+    """Episode return (training and evaluation) against the run's progress count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,11 +122,11 @@ def plot_learning_curve(metrics_path: Path, png_path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, label, style in (("train/episode_return", "training episodes", "-"),
                               ("eval/episode_return", "evaluation (deterministic)", "o-")):
-        points = [(r["env_steps"], r[key]) for r in records if key in r]
+        points = [(r[step_key], r[key]) for r in records if key in r]
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, style, label=label, markersize=4)
-    ax.set_xlabel("env steps")
+    ax.set_xlabel(step_key.replace("_", " ").replace("grad", "gradient"))
     ax.set_ylabel("episode return")
     ax.set_title(metrics_path.parent.name)
     ax.grid(alpha=0.3)

@@ -65,3 +65,9 @@ def normalize(stats: RunningStats, obs):
     return jax.tree.map(
         lambda x, mean, s: jnp.where(seen, jnp.clip((x - mean) / s, -CLIP, CLIP), x),
         obs, stats.mean, std(stats))
+
+
+def denormalize(stats: RunningStats, x):
+    """mean + std * x: standardized values (a network's output) back in the data's units."""
+    seen = stats.count > 0
+    return jax.tree.map(lambda v, mean, s: jnp.where(seen, mean + s * v, v), x, stats.mean, std(stats))

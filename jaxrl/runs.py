@@ -9,7 +9,7 @@ import jax
 
 from jaxrl import algos, config
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.train import make_envs
+from jaxrl.train import learner_env, make_envs
 
 
 class Run(NamedTuple):
@@ -34,7 +34,12 @@ def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = Non
         raise config.ConfigError(f"{run_dir} was trained on {cfg.env_name}, not {env_name}")
     algo = algos.get(cfg.algo_name)
     train_env, eval_env = make_envs(cfg)
-    abstract = jax.eval_shape(lambda key: algo.init(key, train_env, cfg.algo), jax.random.PRNGKey(0))
+    # An offline learner's state is shaped by its data's sizes, which the env and config give: the
+    # demonstration files need not be at hand to restore, export or evaluate its checkpoints.
+    demos = algo.abstract_data(cfg.algo, eval_env) if algos.is_offline(algo) else None
+    source = learner_env(algo, train_env, eval_env)
+    abstract = jax.eval_shape(lambda key, demos: algo.init(key, source, cfg.algo, *algos.data_args(demos)),
+                              jax.random.PRNGKey(0), demos)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
         state, meta = checkpointer.restore(abstract, checkpoint)

@@ -83,7 +83,7 @@ def reproducible(records):
 
 def test_interrupted_then_resumed_sac_run_matches_unbroken_run(tiny_sac, tmp_path):
     unbroken = train(tiny_sac, tmp_path / "unbroken")
-    assert unbroken.status == "finished" and unbroken.env_steps == 256
+    assert unbroken.status == "finished" and unbroken.steps == 256
     want = reproducible(read_metrics(tmp_path / "unbroken" / "metrics.jsonl"))
     assert want[-1]["loss/critic"] > 0  # learning started after the random warm-up
     assert want[-1]["replay_size"] == np.mean(np.arange(200, 257, 8))  # its mean over the last call

@@ -32,7 +32,7 @@ def test_run_directory_holds_every_artifact(unbroken_run):
     assert (run_dir / "checkpoints" / "best").is_dir() and (run_dir / "checkpoints" / "latest").is_dir()
     records = read_metrics(run_dir / "metrics.jsonl")
     assert records[0]["env_steps"] == 0 and "eval/episode_return" in records[0]
-    assert records[-1]["env_steps"] == result.env_steps >= 1024
+    assert records[-1]["env_steps"] == result.steps >= 1024
     assert all(math.isfinite(v) for r in records for v in r.values())
 
 

@@ -160,7 +160,7 @@ def test_a_headless_linux_machine_gets_an_offscreen_backend(environ, libraries, 
 def test_training_records_videos_of_the_policy(tiny_config, tmp_path):
     cfg = with_train(tiny_config, video_every=512, video_steps=10, tensorboard=True)
     result = train(cfg, tmp_path)
-    assert result.env_steps == 1024
+    assert result.steps == 1024
     videos = sorted((tmp_path / "videos").iterdir())
     assert [p.name for p in videos] == ["1024.mp4", "512.mp4"]
     fps = round(1 / envs_mjx.make("cartpole-balance").dt)

@@ -11,6 +11,19 @@
                                           policy of the flat vector the actor reads (env.state_layout),
                                           normalization inside; `jaxrl export` converts it to ONNX
 
+Offline learners (OFFLINE = True) learn from demonstrations, not from env
+steps; they add and change:
+
+  load_data(cfg, env) -> demos            host side, once: read, check, split, normalize, put on the device
+  resolved_config(cfg, demos) -> cfg      cfg with what the data decided filled in (e.g. obs_keys), saved
+                                          with the run so a checkpoint restores without the data files
+  abstract_data(cfg, env) -> demos        shapes only (jax.ShapeDtypeStruct leaves): what restoring needs
+  init(key, env, cfg, demos), train_step(state, env, cfg, demos)
+                                          env is the evaluation env (its spaces); demos a jit argument
+  steps_per_iteration(cfg) -> int         gradient steps, the loop's unit for these learners
+  validation_metrics(state, cfg, demos)   {"val/loss": ...} on held-out episodes, at each evaluation
+  BEST_BY                                 record keys the best checkpoint ranks by (see train.best_score)
+
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
 finished episodes as metrics "episode_sum/<name>" and "episode_count".
@@ -35,11 +48,26 @@ from types import ModuleType
 _ALGORITHMS = {
     "ppo": ("jaxrl.algos.ppo", "on-policy PPO with GAE, clipped surrogate, observation normalization"),
     "sac": ("jaxrl.algos.sac", "off-policy SAC: twin critics, automatic temperature, replay on the device"),
+    "bc": ("jaxrl.algos.bc", "behavioural cloning from HDF5 demonstrations: MLP, MSE or Gaussian NLL"),
 }
+
+
+# What a best checkpoint ranks by unless the learner names its own BEST_BY: keys compared in order,
+# larger first; "-name" ranks by the negated value (a tie-breaker such as validation loss).
+BEST_BY = ("eval/episode_return",)
 
 
 class UnknownAlgorithmError(ValueError):
     pass
+
+
+def is_offline(algo: ModuleType) -> bool:
+    return getattr(algo, "OFFLINE", False)
+
+
+def data_args(demos) -> tuple:
+    """The trailing arguments of an offline learner's init and train_step: (demos,), or none."""
+    return () if demos is None else (demos,)
 
 
 def list_algorithms() -> dict[str, str]:

@@ -10,8 +10,15 @@
                                     (collect ends every demo so: env end, time limit or success)
     demo attrs: num_samples (T), success (bool)
 
+Files of other robomimic-style tools may hold only obs/ (any keys) and
+actions: training reads just those (validate.check_structure(full=False));
+`jaxrl data inspect` checks the whole layout.
+
 Modules (import from them; their main functions share their names, so this
 package re-exports nothing): `writer` (DemoWriter), `validate` (DatasetError,
 validate and the checks), `inspect` (a file's summary), `reader` (load ->
-Dataset), `collect` (roll a policy out in an env into a DemoWriter).
+Dataset), `collect` (roll a policy out in an env into a DemoWriter), `demos`
+(what offline learners train on: several files filtered and combined, split by
+episode, normalization statistics, history and action-chunk windows on the
+device).
 """
