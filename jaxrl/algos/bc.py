@@ -24,8 +24,8 @@ import optax
 from flax import struct
 
 from jaxrl import normalize
+from jaxrl.algos import offline
 from jaxrl.data import demos as demo_data
-from jaxrl.data.validate import DatasetError
 from jaxrl.networks import MLP
 
 OFFLINE = True
@@ -36,12 +36,7 @@ STD_MIN = 1e-3  # a floor on the Gaussian's spread: the NLL of a collapsed std i
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    data: str = ""  # demo files "a.hdf5,b.hdf5"; a suffix ":success", ":corrections" or ":all" filters one
-    data_filter: str = "success"  # filter of the files without a suffix
-    obs_keys: tuple[str, ...] = ()  # observation entries the policy reads, in order; empty: the first file's
-    val_fraction: float = 0.1  # share of episodes held out for the validation loss
-    split_seed: int = 0  # which episodes are held out; fixed across training seeds so their runs compare
+class Config(offline.DataConfig):  # data, data_filter, obs_keys, val_fraction, split_seed
     batch_size: int = 256  # samples per gradient step
     learning_rate: float = 1e-3  # Adam step size
     max_grad_norm: float = 1.0  # global gradient-norm clip
@@ -53,16 +48,11 @@ class Config:
 
 def validate(cfg: Config) -> None:
     """Raise ValueError for settings that cannot run."""
-    if not cfg.data:
-        raise ValueError("bc trains on demonstrations: pass data=FILE.hdf5 (several: data=a.hdf5,b.hdf5); "
-                         "`jaxrl collect` writes such files")
-    demo_data.parse_sources(cfg.data, cfg.data_filter)  # an unknown filter is a config error, not a crash
+    offline.validate_data(cfg, "bc")
     if cfg.loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
     if cfg.obs_noise < 0.0:
         raise ValueError(f"obs_noise must be >= 0, got {cfg.obs_noise}")
 
@@ -108,49 +98,13 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
 
 
-def _env_obs_shapes(env) -> dict[str, tuple[int, ...]]:
-    """Shape of each entry of `env`'s observation (one env, no batch axis); "state" for a flat one."""
-    obs = jax.eval_shape(env.unwrapped.reset, jax.random.PRNGKey(0)).obs
-    if isinstance(obs, dict):
-        return {name: tuple(leaf.shape) for name, leaf in obs.items()}
-    return {demo_data.FLAT_OBS_KEY: tuple(obs.shape)}
-
-
-def _check_matches_env(demos: demo_data.DemoSet, env) -> None:
-    """DatasetError when the data's observations or actions are not what `env` gives and takes."""
-    shapes = _env_obs_shapes(env)
-    name = env.unwrapped.__class__.__name__
-    for key, size in zip(demos.obs_keys, demos.obs_sizes, strict=True):
-        if key not in shapes:
-            raise DatasetError(f"the demonstrations' observation {key!r} is not one the env ({name}) gives; "
-                               f"it gives {', '.join(shapes)}. Choose others with obs_keys=[...]")
-        env_size = int(jnp.prod(jnp.asarray(shapes[key])))
-        if env_size != size:
-            raise DatasetError(f"the demonstrations' observation {key!r} has {size} values per step but the "
-                               f"env's ({name}) has {env_size}: were they collected from another env?")
-    if demos.actions.shape[-1] != env.action_size:
-        raise DatasetError(f"the demonstrations' actions have {demos.actions.shape[-1]} values per step but "
-                           f"the env ({name}) takes {env.action_size}")
-
-
-def load_data(cfg: Config, env) -> demo_data.DemoSet:
-    """The demonstrations of `cfg.data`, filtered, split and on the device; checked against `env`."""
-    sources = demo_data.parse_sources(cfg.data, cfg.data_filter)
-    demos = demo_data.load_demos(sources, cfg.obs_keys or None, cfg.val_fraction, cfg.split_seed)
-    _check_matches_env(demos, env)
-    return demos
-
-
-def resolved_config(cfg: Config, demos: demo_data.DemoSet) -> Config:
-    return dataclasses.replace(cfg, obs_keys=tuple(demos.obs_keys))
-
-
-def abstract_data(cfg: Config, env) -> demo_data.DemoSet:
-    return demo_data.abstract_demos(cfg.obs_keys, _env_obs_shapes(env), env.action_size)
+load_data = offline.load_data
+resolved_config = offline.resolved_config
+abstract_data = offline.abstract_data
 
 
 def _policy_spec(cfg: Config, env, action_size: int) -> PolicySpec:
-    shapes = _env_obs_shapes(env)
+    shapes = offline.env_obs_shapes(env)
     outputs = 2 * action_size if cfg.loss == "nll" else action_size
     return PolicySpec(tuple(cfg.hidden_layer_sizes) + (outputs,), cfg.activation, tuple(cfg.obs_keys),
                       tuple(shapes[key] for key in cfg.obs_keys), cfg.loss == "nll")

@@ -1,0 +1,77 @@
+"""What every offline learner (bc, diffusion) shares: its data settings and how the data is loaded.
+
+A learner's Config inherits `DataConfig`; its module exposes `load_data`,
+`resolved_config` and `abstract_data` from here (see the offline contract in
+jaxrl.algos).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+
+from jaxrl.data import demos as demo_data
+from jaxrl.data.validate import DatasetError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    data: str = ""  # demo files "a.hdf5,b.hdf5"; a suffix ":success", ":corrections" or ":all" filters one
+    data_filter: str = "success"  # filter of the files without a suffix
+    obs_keys: tuple[str, ...] = ()  # observation entries the policy reads, in order; empty: the first file's
+    val_fraction: float = 0.1  # share of episodes held out for the validation loss
+    split_seed: int = 0  # which episodes are held out; fixed across training seeds so their runs compare
+
+
+def validate_data(cfg: DataConfig, algo_name: str) -> None:
+    """ValueError for data settings that cannot run."""
+    if not cfg.data:
+        raise ValueError(f"{algo_name} trains on demonstrations: pass data=FILE.hdf5 (several: "
+                         f"data=a.hdf5,b.hdf5); `jaxrl collect` writes such files")
+    demo_data.parse_sources(cfg.data, cfg.data_filter)  # an unknown filter is a config error, not a crash
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+
+
+def env_obs_shapes(env) -> dict[str, tuple[int, ...]]:
+    """Shape of each entry of `env`'s observation (one env, no batch axis); "state" for a flat one."""
+    obs = jax.eval_shape(env.unwrapped.reset, jax.random.PRNGKey(0)).obs
+    if isinstance(obs, dict):
+        return {name: tuple(leaf.shape) for name, leaf in obs.items()}
+    return {demo_data.FLAT_OBS_KEY: tuple(obs.shape)}
+
+
+def check_matches_env(demos: demo_data.DemoSet, env) -> None:
+    """DatasetError when the data's observations or actions are not what `env` gives and takes."""
+    shapes = env_obs_shapes(env)
+    name = env.unwrapped.__class__.__name__
+    for key, size in zip(demos.obs_keys, demos.obs_sizes, strict=True):
+        if key not in shapes:
+            raise DatasetError(f"the demonstrations' observation {key!r} is not one the env ({name}) gives; "
+                               f"it gives {', '.join(shapes)}. Choose others with obs_keys=[...]")
+        if math.prod(shapes[key]) != size:
+            raise DatasetError(f"the demonstrations' observation {key!r} has {size} values per step but the "
+                               f"env's ({name}) has {math.prod(shapes[key])}: were they collected from "
+                               f"another env?")
+    if demos.actions.shape[-1] != env.action_size:
+        raise DatasetError(f"the demonstrations' actions have {demos.actions.shape[-1]} values per step but "
+                           f"the env ({name}) takes {env.action_size}")
+
+
+def load_data(cfg: DataConfig, env) -> demo_data.DemoSet:
+    """The demonstrations of `cfg.data`, filtered, split and on the device; checked against `env`."""
+    sources = demo_data.parse_sources(cfg.data, cfg.data_filter)
+    demos = demo_data.load_demos(sources, cfg.obs_keys or None, cfg.val_fraction, cfg.split_seed)
+    check_matches_env(demos, env)
+    return demos
+
+
+def resolved_config(cfg: DataConfig, demos: demo_data.DemoSet) -> DataConfig:
+    """`cfg` naming the observation keys the data gave, so the saved run restores without the files."""
+    return dataclasses.replace(cfg, obs_keys=tuple(demos.obs_keys))
+
+
+def abstract_data(cfg: DataConfig, env) -> demo_data.DemoSet:
+    return demo_data.abstract_demos(cfg.obs_keys, env_obs_shapes(env), env.action_size)
