@@ -26,6 +26,7 @@ from flax import struct
 from jaxrl import normalize
 from jaxrl.algos import offline
 from jaxrl.data import demos as demo_data
+from jaxrl.export import ExportError
 from jaxrl.networks import MLP
 
 OFFLINE = True
@@ -145,7 +146,9 @@ def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array
 
 
 def export_policy(params: PolicyParams):
-    raise NotImplementedError("exporting a bc policy to ONNX is not supported yet")
+    """Not available yet: `jaxrl export` checks a policy on the observations its checkpoint holds, and
+    a bc checkpoint holds none (it never steps an env)."""
+    raise ExportError("ONNX export of bc policies is not supported yet; evaluate them with `jaxrl eval`")
 
 
 def _loss(network_params, spec: PolicySpec, obs: jax.Array, actions: jax.Array):

@@ -1,0 +1,169 @@
+"""Success rate of policies learned from expert demonstrations, against the expert, on grasp-lift-cube.
+
+For each number of demos and seed it collects that many successful scripted-
+expert demos (collection seed = seed, so the seeds differ in data as well as
+in training), trains each method with its recipe (`jaxrl train grasp-lift-cube
+METHOD data=...`, the CPU preset without an accelerator), then evaluates the
+best checkpoint on `--episodes` fresh randomized episodes. The expert is
+evaluated on the same number of episodes. Records per run:
+
+  success_rate, success_rate_95ci   of the best checkpoint over --episodes episodes (Wilson interval)
+  train_seconds, grad_steps_per_second    training alone (evaluations and compilation apart)
+
+Methods: bc (MSE), bc_aug (bc with obs_noise 0.1 on standardized observations), diffusion.
+
+    python -m benchmarks.demo_learning                                   # bc, bc_aug, expert; CPU
+    python -m benchmarks.demo_learning --methods diffusion --steps 50000   # on a GPU
+
+Each finished run is written at once to benchmarks/results/demo_learning_<cpu|gpu>.json
+(a rerun replaces the rows it measures again), so an interrupted benchmark keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ENV = "grasp-lift-cube"
+METHODS = {"bc": ("bc", []), "bc_aug": ("bc", ["algo.obs_noise=0.1"]), "diffusion": ("diffusion", [])}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["expert", "bc", "bc_aug"],
+                        choices=["expert", *METHODS])
+    parser.add_argument("--demos", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=1000, help="evaluation episodes per result")
+    parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: the recipe's)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default: results/demo_learning_<cpu|gpu>.json)")
+    return parser.parse_args(argv)
+
+
+def collect_demos(count: int, seed: int, folder: Path) -> Path:
+    import jax
+
+    import envs_mjx
+    from jaxrl import config
+    from jaxrl.data.collect import collect
+    from jaxrl.data.writer import DemoWriter
+
+    path = folder / f"demos_{count}_{seed}.hdf5"
+    env = envs_mjx.make(ENV)
+    with DemoWriter(path, ENV, config.as_dict(env.config), env.dt) as writer:
+        collect(env, envs_mjx.make_expert(ENV, env), count, writer, num_envs=min(count, 100),
+                key=jax.random.PRNGKey(seed), only_success=True)
+    return path
+
+
+def evaluate(eval_env, algo, params, episodes: int, seed: int, episode_length: int) -> dict:
+    """Success rate of `algo.policy` at `params` over `episodes` episodes, with its interval."""
+    import jax
+
+    from jaxrl.evaluation import make_evaluator, wilson_interval
+
+    evaluator = make_evaluator(eval_env, algo, episodes, episode_length)
+    rate = float(evaluator(params, jax.random.PRNGKey(1000 + seed))["eval/success"])  # unseen episodes
+    interval = wilson_interval(round(rate * episodes), episodes)
+    return {"success_rate": rate, "success_rate_95ci": list(interval), "episodes": episodes}
+
+
+def measure_expert(episodes: int, seed: int) -> dict:
+    import types
+
+    import jax
+
+    import envs_mjx
+    from jaxrl import config
+    from jaxrl.train import make_envs
+
+    cfg = config.load(ENV, "ppo")  # only its env settings: the env's defaults
+    _, eval_env = make_envs(cfg)
+    expert = envs_mjx.make_expert(ENV, eval_env.unwrapped)
+    as_algo = types.SimpleNamespace(policy=lambda params, obs: jax.vmap(expert)(obs, params))
+    keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
+    return {"method": "expert", "seed": seed,
+            **evaluate(eval_env, as_algo, keys, episodes, seed, cfg.env.episode_length)}
+
+
+def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder: Path) -> dict:
+    from rich.console import Console
+
+    from jaxrl import config, runtime
+    from jaxrl.runs import restore_run
+    from jaxrl.train import train
+
+    algo_name, extra = METHODS[method]
+    overrides = [f"data={data}", f"train.seed={seed}", "train.tensorboard=false", *extra]
+    if args.steps is not None:
+        overrides.append(f"train.num_timesteps={args.steps}")
+    preset = "full" if runtime.has_accelerator() else "cpu"
+    cfg = config.load(ENV, algo_name, preset=preset, overrides=overrides)
+    run_dir = folder / f"{method}_{demos}_{seed}"
+    result = train(cfg, run_dir, console=Console(quiet=True))
+    run = restore_run(run_dir, "best")
+    row = evaluate(run.eval_env, run.algo, run.algo.policy_params(run.state), args.episodes, seed,
+                   cfg.env.episode_length)
+    return {"method": method, "demos": demos, "seed": seed, **row,
+            "best_checkpoint_grad_steps": run.meta["grad_steps"], "grad_steps": result.steps,
+            "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
+            "grad_steps_per_second": result.steps / max(result.run_seconds, 1e-9),
+            "training_eval_success": result.final_eval.get("eval/success")}
+
+
+def save(out: Path, record: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1))
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from benchmarks.machine import describe_machine
+    from jaxrl import runtime
+
+    runtime.configure_jax()
+    device = "gpu" if runtime.has_accelerator() else "cpu"
+    out = args.out or RESULTS / f"demo_learning_{device}.json"
+    record = json.loads(out.read_text()) if out.exists() else {"benchmark": "demo_learning", "env": ENV,
+                                                                "results": []}
+    record["machine"] = describe_machine()
+
+    def keep(row: dict) -> None:
+        same = lambda r: all(r.get(k) == row.get(k) for k in ("method", "demos", "seed"))  # noqa: E731
+        record["results"] = [r for r in record["results"] if not same(r)] + [row]
+        save(out, record)
+        low, high = row["success_rate_95ci"]
+        print(f"{row['method']:10} demos {row.get('demos', '-'):>4} seed {row['seed']}  success "
+              f"{100 * row['success_rate']:5.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+              + (f"  {row['grad_steps_per_second']:,.0f} grad steps/s, {row['train_seconds']:.0f} s"
+                 if "train_seconds" in row else ""), flush=True)
+
+    if "expert" in args.methods:
+        for seed in args.seeds:
+            keep(measure_expert(args.episodes, seed))
+    learners = [m for m in args.methods if m != "expert"]
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for demos in args.demos:
+            for seed in args.seeds:
+                if not learners:
+                    break
+                started = time.monotonic()
+                data = collect_demos(demos, seed, folder)
+                print(f"collected {demos} demos (seed {seed}) in {time.monotonic() - started:.0f} s",
+                      flush=True)
+                for method in learners:
+                    keep(measure_learner(method, data, demos, seed, args, folder))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
