@@ -127,7 +127,15 @@ def test_append_continues_numbering_and_rejects_another_env(good_file):
         assert writer.num_added == 0
 
 
-def test_a_demo_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal: a shell starts background jobs ignoring it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_demo_is_written_whole_or_not_at_all(tmp_path, monkeypatch, ctrl_c_raises):
     path = write_file(tmp_path / "demos.hdf5", DEMOS[:1])
     create_dataset = h5py.Group.create_dataset
     calls = []
