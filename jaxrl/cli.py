@@ -221,7 +221,7 @@ def _eval(args: argparse.Namespace, console) -> int:
     results = evaluate(run.algo.policy_params(run.state), jax.random.PRNGKey(args.seed))
     results = add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
     console.print(f"{cfg.env_name} / {cfg.algo_name}, {args.checkpoint} checkpoint at "
-                  f"{run.meta['env_steps']:,} env steps, {args.episodes} episodes:")
+                  f"{run.steps_text}, {args.episodes} episodes:")
     for key, value in results.items():
         console.print(f"  {key:<28} {value:10.3f}")
     return 0
@@ -357,7 +357,7 @@ def _compare(args: argparse.Namespace, console) -> int:
         policy = OnnxPolicy(path)
         policy.check_env(run.train_env.unwrapped, run.cfg.env_name)
         console.print(f"{run.cfg.env_name}: {args.episodes} episodes in MJX (JAX policy) and in plain MuJoCo "
-                      f"(ONNX policy), {args.checkpoint} checkpoint at {run.meta['env_steps']:,} env steps")
+                      f"(ONNX policy), {args.checkpoint} checkpoint at {run.steps_text}")
         result = compare(run.algo, run.algo.policy_params(run.state), run.cfg.env_name, run.cfg.env, policy,
                          args.episodes, args.seed)
     for i, (mjx, plain) in enumerate(zip(result.mjx_returns, result.plain_returns, strict=True)):
@@ -385,7 +385,7 @@ def _collection_policy(args: argparse.Namespace):
     run = restore_run(Path(args.policy), "best", env_name=args.env)
     params = run.algo.policy_params(run.state)
     return (run.train_env.unwrapped, lambda obs, key: run.algo.policy(params, obs),
-            f"{run.cfg.algo_name} policy of {args.policy} at {run.meta['env_steps']:,} env steps")
+            f"{run.cfg.algo_name} policy of {args.policy} at {run.steps_text}")
 
 
 @contextlib.contextmanager

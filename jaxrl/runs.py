@@ -20,7 +20,17 @@ class Run(NamedTuple):
     train_env: Any
     eval_env: Any
     state: Any  # the algorithm's TrainState
-    meta: dict  # the checkpoint's bookkeeping (env_steps ...)
+    meta: dict  # the checkpoint's bookkeeping (env_steps or grad_steps, call ...)
+
+    @property
+    def steps(self) -> int:
+        """Training done at the checkpoint: env steps, or gradient steps for learners from demos."""
+        return self.meta["grad_steps"] if "grad_steps" in self.meta else self.meta["env_steps"]
+
+    @property
+    def steps_text(self) -> str:
+        """`steps` with its unit, for messages."""
+        return f"{self.steps:,} {'gradient' if 'grad_steps' in self.meta else 'env'} steps"
 
 
 def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None) -> Run:

@@ -149,6 +149,6 @@ def export_run(run, checkpoint: str, out: str | Path) -> ExportResult:
     the metadata. The observations to verify on are the training envs' ones
     saved with the checkpoint: real inputs.
     """
-    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.meta["env_steps"])
+    provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.steps)
     return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
                        run.state.env_state.obs, out, provenance)
