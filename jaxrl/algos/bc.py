@@ -31,8 +31,7 @@ from jaxrl.networks import MLP
 
 OFFLINE = True
 LOSSES = ("mse", "nll")
-# The best checkpoint is the one that succeeds most; among equals, the one that fits held-out demos best.
-BEST_BY = ("eval/success", "-val/loss")
+BEST_BY = offline.BEST_BY
 STD_MIN = 1e-3  # a floor on the Gaussian's spread: the NLL of a collapsed std is unbounded below
 
 
@@ -105,10 +104,9 @@ abstract_data = offline.abstract_data
 
 
 def _policy_spec(cfg: Config, env, action_size: int) -> PolicySpec:
-    shapes = offline.env_obs_shapes(env)
     outputs = 2 * action_size if cfg.loss == "nll" else action_size
     return PolicySpec(tuple(cfg.hidden_layer_sizes) + (outputs,), cfg.activation, tuple(cfg.obs_keys),
-                      tuple(shapes[key] for key in cfg.obs_keys), cfg.loss == "nll")
+                      offline.obs_shapes(cfg, env), cfg.loss == "nll")
 
 
 def init(key: jax.Array, env, cfg: Config, demos: demo_data.DemoSet) -> TrainState:

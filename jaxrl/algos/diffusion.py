@@ -48,8 +48,7 @@ from jaxrl.export import ExportError
 from jaxrl.networks import ConditionalUnet1D
 
 OFFLINE = True
-# The best checkpoint is the one that succeeds most; among equals, the one that fits held-out demos best.
-BEST_BY = ("eval/success", "-val/loss")
+BEST_BY = offline.BEST_BY
 # The EMA's decay grows as min(ema_decay, (1 + n) / (EMA_WARMUP + n)) after n steps: a constant decay
 # would keep the random initial weights in the average for ~1 / (1 - ema_decay) steps (0.995**200 is
 # still 37%), so early evaluations would judge the initialization rather than the training.
@@ -188,9 +187,8 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
 
 
 def _policy_spec(cfg: Config, env, action_size: int) -> PolicySpec:
-    shapes = offline.env_obs_shapes(env)
     return PolicySpec(
-        obs_keys=tuple(cfg.obs_keys), obs_shapes=tuple(shapes[key] for key in cfg.obs_keys),
+        obs_keys=tuple(cfg.obs_keys), obs_shapes=offline.obs_shapes(cfg, env),
         action_size=action_size, obs_history=cfg.obs_history, action_horizon=cfg.action_horizon,
         action_exec=cfg.action_exec, down_dims=tuple(cfg.down_dims), kernel_size=cfg.kernel_size,
         n_groups=cfg.n_groups, time_embed_dim=cfg.time_embed_dim, num_train_steps=cfg.num_train_steps,

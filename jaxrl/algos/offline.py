@@ -15,6 +15,9 @@ import jax
 from jaxrl.data import demos as demo_data
 from jaxrl.data.validate import DatasetError
 
+# The best checkpoint is the one that succeeds most; among equals, the one that fits held-out demos best.
+BEST_BY = ("eval/success", "-val/loss")
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -41,6 +44,12 @@ def env_obs_shapes(env) -> dict[str, tuple[int, ...]]:
     if isinstance(obs, dict):
         return {name: tuple(leaf.shape) for name, leaf in obs.items()}
     return {demo_data.FLAT_OBS_KEY: tuple(obs.shape)}
+
+
+def obs_shapes(cfg: DataConfig, env) -> tuple[tuple[int, ...], ...]:
+    """One step's shape of each observation entry the policy reads (cfg.obs_keys, resolved), from `env`."""
+    shapes = env_obs_shapes(env)
+    return tuple(shapes[key] for key in cfg.obs_keys)
 
 
 def check_matches_env(demos: demo_data.DemoSet, env) -> None:
