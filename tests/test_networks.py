@@ -7,6 +7,7 @@ those graphs compile with LLVM's lighter optimization levels.
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +15,7 @@ import optax
 import pytest
 
 from jaxrl import noise_schedule as ns
-from jaxrl.networks import ConditionalUnet1D, SinusoidalEmbedding
+from jaxrl.networks import ConditionalUnet1D, SinusoidalEmbedding, TemporalConv
 
 SMALL_UNET = ConditionalUnet1D(down_dims=(16, 32), kernel_size=3, n_groups=4, time_embed_dim=16)
 BATCH, HORIZON, ACTION_SIZE, COND_SIZE = 64, 8, 2, 3
@@ -61,6 +62,20 @@ def test_default_unet_is_modest():
 def test_bad_shapes_raise_a_clear_error(net, x_shape, match):
     with pytest.raises(ValueError, match=match):
         output_shape(net, x_shape, (x_shape[0], 3))
+
+
+@pytest.mark.parametrize("kernel_size, stride, horizon",
+                         [(5, 1, 16), (1, 1, 7), (3, 2, 16), (3, 2, 5), (4, 1, 6)])
+def test_temporal_conv_is_a_same_padded_conv(kernel_size, stride, horizon):
+    """The slices-and-matmul conv computes what XLA's convolution (nn.Conv, 'SAME') does with its params."""
+    x = jax.random.normal(jax.random.key(1), (3, horizon, 6))
+    layer = TemporalConv(5, kernel_size, stride=stride)
+    params = layer.init(jax.random.key(2), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias too
+    expected = nn.Conv(5, (kernel_size,), strides=(stride,), padding="SAME").apply(params, x)
+    out = layer.apply(params, x)
+    assert out.shape == (3, -(-horizon // stride), 5)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_sinusoidal_embedding():
