@@ -240,22 +240,23 @@ def _checkpoint_choice(text: str) -> str | int:
 
 
 def _export(args: argparse.Namespace, console) -> int:
-    from jaxrl.export.onnx import export_run, policy_input
+    from jaxrl.export.onnx import export_run
     from jaxrl.runs import restore_run
 
     which = _checkpoint_choice(args.checkpoint)
     run = restore_run(args.run_dir, which)
     result = export_run(run, args.checkpoint if isinstance(which, str) else str(which), args.out)
-    recorded_obs = run.state.env_state.obs
     meta = result.metadata
     units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:,.1f} KiB): {meta.env_name} / "
-                  f"{meta.algo}, checkpoint {meta.checkpoint!r} ({meta.training_step:,} env steps), jaxrl "
+                  f"{meta.algo}, checkpoint {meta.checkpoint!r} ({run.steps_text}), jaxrl "
                   f"{meta.jaxrl_version}")
-    console.print(f"  verified on {len(policy_input(recorded_obs))} recorded observations: max |ONNX - JAX| "
-                  f"= {result.max_error:.2g}")
+    console.print(f"  verified on {result.checked_on}: max |ONNX - JAX| = {result.max_error:.2g}")
     console.print(f"  obs [B, {meta.obs_size}]: {' '.join(f'{n}[{s}]' for n, s in meta.obs_layout)}")
     console.print(f"  action [B, {meta.action_size}] in {units}: {', '.join(meta.action_names)}")
+    if meta.memory_size:
+        console.print(f"  memory [B, {meta.memory_size}] in, next_memory out: zeros at an episode's start, "
+                      f"then the last next_memory")
     console.print(f"  control dt {meta.control_dt} s; default pose of {len(meta.default_joint_pose)} joints")
     return 0
 
@@ -272,6 +273,7 @@ def _parse_command(text: str | None) -> tuple[float, ...] | None:
 
 
 def _play(args: argparse.Namespace, console) -> int:
+    from jaxrl import algos
     from jaxrl.config import ConfigError
     from jaxrl.export.onnx_policy import OnnxPolicy
     from jaxrl.export.play import Playback, episode_reports
@@ -293,7 +295,9 @@ def _play(args: argparse.Namespace, console) -> int:
     except ValueError as error:  # a command the env cannot take
         raise ConfigError(str(error)) from None
     meta = playback.policy.metadata
-    console.print(f"playing {args.policy} ({meta.env_name} / {meta.algo}, {meta.training_step:,} env steps) "
+    offline = meta.algo in algos.list_algorithms() and algos.is_offline(algos.get(meta.algo))
+    unit = "gradient steps" if offline else "env steps"
+    console.print(f"playing {args.policy} ({meta.env_name} / {meta.algo}, {meta.training_step:,} {unit}) "
                   f"in plain MuJoCo for {args.steps:,} control steps")
     reports = []
 

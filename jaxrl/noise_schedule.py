@@ -157,7 +157,8 @@ def ddim_denoise(
 
     def denoise_once(x_t: jax.Array, step: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
         t, t_prev = step
-        eps = denoise_fn(x_t, jnp.full((batch_size,), t, jnp.int32))
+        # broadcast_to, not jnp.full: jax2onnx converts it with a symbolic batch size, jnp.full not.
+        eps = denoise_fn(x_t, jnp.broadcast_to(t, (batch_size,)))
         return ddim_step(schedule, x_t, eps, t, t_prev, clip), None
 
     x0, _ = jax.lax.scan(denoise_once, x_start, (jnp.asarray(timesteps), jnp.asarray(previous_timesteps)))

@@ -12,7 +12,6 @@ from jaxrl import cli, config, normalize
 from jaxrl.algos import diffusion, offline
 from jaxrl.data import demos as demo_data
 from jaxrl.data.writer import DemoWriter
-from jaxrl.export import ExportError
 from jaxrl.runs import restore_run
 from jaxrl.train import train
 
@@ -134,6 +133,34 @@ def test_a_chunk_is_sampled_every_action_exec_steps_and_executed_in_order(setup,
         assert memory.plan.shape == (envs, cfg.action_exec, 2) and int(memory.step) == step + 1
 
 
+def test_the_exported_fn_is_act_without_a_key_and_each_env_starts_from_zero_memory(setup, trained):
+    """fn(x, memory) from zero memory over demo episodes gives act's actions (fixed noise) step by step,
+    across several plans; an env whose memory row is zeroed mid-way starts a new episode on its own."""
+    cfg, demos, _, _ = setup
+    params = diffusion.policy_params(trained[1])
+    fn = jax.jit(diffusion.export_policy(params))
+    act = jax.jit(diffusion.act)
+    steps, envs = 3 * cfg.action_exec + 2, 3
+    obs = demos.obs[:steps * envs].reshape(envs, steps, 3).swapaxes(0, 1)  # [T, B, 3]: runs of demo rows
+    memory = jnp.zeros((envs, diffusion.export_memory_size(params)))
+    assert memory.shape[1] == cfg.obs_history * 3 + cfg.action_exec * 2 + 1
+    reference = diffusion.initial_memory(params, obs[0])
+    restart = 5  # env 1 starts a new episode here: its memory row is zeroed
+    late = diffusion.initial_memory(params, obs[restart])
+    for t in range(steps):
+        if t == restart:
+            memory = memory.at[1].set(0.0)
+        action, memory = fn(obs[t], memory)
+        expected, reference = act(params, obs[t], reference)
+        if t >= restart:
+            expected_late, late = act(params, obs[t], late)
+            expected = expected.at[1].set(expected_late[1])
+        np.testing.assert_allclose(action, expected, atol=1e-6, err_msg=f"step {t}")
+    # The first step from zero memory is the memoryless policy's action (same history, same noise).
+    first, _ = fn(obs[0], jnp.zeros_like(memory))
+    np.testing.assert_allclose(first, diffusion.policy(params, obs[0]), atol=1e-6)
+
+
 def test_the_same_seed_gives_the_same_numbers(setup, trained):
     cfg, demos, train, _ = setup
     again, _ = train(diffusion.init(jax.random.PRNGKey(0), FlatEnv(), cfg, demos))
@@ -151,8 +178,6 @@ def test_settings_that_cannot_run_are_refused(tmp_path, capsys):
         config.load("grasp-lift-cube", "diffusion", overrides=["data=demos.hdf5", "algo.action_horizon=10",
                                                                "algo.action_exec=4"])
     assert not any(tmp_path.iterdir())
-    with pytest.raises(ExportError, match="not supported"):
-        diffusion.export_policy(None)
 
 
 def random_grasp_demos(path, num_demos=4, steps=30, seed=0):

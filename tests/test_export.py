@@ -1,6 +1,8 @@
 """`jaxrl export`: ONNX files that match the JAX policy, carry their metadata and fail clearly."""
 
+import dataclasses
 import json
+import shutil
 
 import jax
 import mujoco
@@ -9,15 +11,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 from conftest import SMALL_RUN_OVERRIDES
+from test_diffusion import random_grasp_demos
 
 import envs_mjx
-from jaxrl import __version__, cli, config
+from jaxrl import __version__, algos, cli, config
 from jaxrl.algos import ppo
-from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError
+from jaxrl.checkpoint import Checkpointer
+from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError, state_vector
 from jaxrl.export.onnx import Provenance, export_onnx, policy_input
 from jaxrl.export.onnx_policy import OnnxPolicy
 from jaxrl.runs import Run, restore_run
-from jaxrl.train import make_envs
+from jaxrl.train import learner_env, make_envs
 
 EXPORTED_ENVS = ["cartpole-balance", "go1-joystick", "grasp-lift-cube"]
 
@@ -199,3 +203,138 @@ def test_default_pose_reads_ball_joints_as_quaternions():
         <body><joint name="hinge"/><geom size="0.1"/></body></body></worldbody>
         <keyframe><key name="home" qpos="0 1 0 0 0.5"/></keyframe></mujoco>""")
     assert default_joint_pose(model) == {"ball": [0.0, 1.0, 0.0, 0.0], "hinge": 0.5}
+
+
+def test_a_format_1_file_reads_as_a_stateless_policy(exported, tmp_path):
+    """Files written before policies had memory (format 1, no memory_size) still load and act."""
+    model = onnx.load(str(exported("cartpole-balance")[1].path))
+    props = {p.key: p.value for p in model.metadata_props if p.key != "memory_size"}
+    props["jaxrl_format"] = "1"
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    old = tmp_path / "format1.onnx"
+    onnx.save(model, str(old))
+    policy = OnnxPolicy(old)
+    assert policy.metadata.memory_size == 0 and policy.metadata.jaxrl_format == 1
+    policy.reset()  # nothing to reset: harmless
+    assert policy(np.zeros(5)).shape == (1,)
+
+
+def test_a_policy_takes_its_entries_out_of_the_envs_vector_in_its_own_order():
+    layout = (("a", 2), ("b", 3))
+    x = np.arange(10.0).reshape(2, 5)
+    np.testing.assert_array_equal(state_vector.select(x, layout, ("b", "a")), x[:, [2, 3, 4, 0, 1]])
+    np.testing.assert_array_equal(state_vector.select(x, layout, ("state",)), x)  # the whole vector
+    with pytest.raises(ExportError, match=r"reads 'privileged'.*holds a\[2\] b\[3\]"):
+        state_vector.select(x, layout, ("a", "privileged"))
+
+
+# --- learners from demonstrations: no recorded observations, and policies with memory ---------------
+
+# Alphabetical, as an HDF5 file lists them: not the order of the env's policy vector.
+GRASP_PARTS = ("cube_pos", "cube_quat", "cube_rel_pos", "finger_opening", "gripper_pos", "gripper_vel",
+               "tactile_left", "tactile_right")
+OFFLINE_RUNS = {  # name -> (algorithm, small settings: what is checked is the plumbing, not the policy)
+    "diffusion": ("diffusion", ["algo.down_dims=[16]", "algo.kernel_size=3", "algo.n_groups=4",
+                                "algo.time_embed_dim=16", "algo.action_horizon=4", "algo.action_exec=3",
+                                "algo.num_inference_steps=4"]),
+    "bc": ("bc", ["algo.hidden_layer_sizes=[16,16]"]),
+    "bc-memory": ("bc", ["algo.hidden_layer_sizes=[16,16]", "algo.obs_history=2", "algo.lstm_size=8",
+                         "algo.action_horizon=3"]),
+}
+
+
+@pytest.fixture(scope="module")
+def grasp_demos(tmp_path_factory):
+    return random_grasp_demos(tmp_path_factory.mktemp("demos") / "demos.hdf5")
+
+
+def untrained_offline_run(run_dir, name: str, demos_file) -> Run:
+    """The grasp-lift-cube run OFFLINE_RUNS[name] on a copy of `demos_file`, saved at `run_dir` without
+    training (its initial state as the best checkpoint, normalization from the demos); the copy is
+    deleted."""
+    algo_name, overrides = OFFLINE_RUNS[name]
+    demos_path = run_dir.parent / f"{run_dir.name}-demos.hdf5"
+    shutil.copyfile(demos_file, demos_path)
+    cfg = config.load("grasp-lift-cube", algo_name, preset="cpu", overrides=[
+        f"data={demos_path}", f"algo.obs_keys=[{','.join(GRASP_PARTS)}]", "env.episode_length=10",
+        *overrides])
+    algo = algos.get(algo_name)
+    train_env, eval_env = make_envs(cfg)
+    demos = algo.load_data(cfg.algo, eval_env)
+    cfg = dataclasses.replace(cfg, algo=algo.resolved_config(cfg.algo, demos))
+    source = learner_env(algo, train_env, eval_env)
+    state = jax.jit(lambda key: algo.init(key, source, cfg.algo, demos))(jax.random.PRNGKey(0))
+    run_dir.mkdir()
+    config.save(cfg, run_dir / "config.yaml")
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    checkpointer.save_best(0, state, {"call": 0, "grad_steps": 0, "best_score": None, "best_call": 0})
+    checkpointer.close()
+    demos_path.unlink()
+    return Run(cfg, algo, train_env, eval_env, state, {"grad_steps": 0})
+
+
+def random_observations(env, shape, seed=0) -> tuple[dict, np.ndarray]:
+    """(dict observations, their policy vectors [*shape, n]) of the grasp env's layout, random values."""
+    rng = np.random.default_rng(seed)
+    obs = {name: rng.normal(size=(*shape, *part)).astype(np.float32) for name, part in env.obs_layout}
+    flat = np.concatenate([obs[name].reshape(*shape, -1) for name, _ in env.state_layout], axis=-1)
+    return {**obs, "state": flat}, flat
+
+
+@pytest.mark.parametrize("name", list(OFFLINE_RUNS))
+def test_an_offline_run_exports_without_its_data_and_acts_as_in_jax(name, grasp_demos, tmp_path, capsys):
+    """`jaxrl export` of a run from demonstrations (data file gone), checked as it is written; the file
+    then acts as the learner does on dict observations (its alphabetical keys): `policy`, or `act` over
+    several steps with the memory kept per env; reset() starts over. `jaxrl play` plays an episode."""
+    run_dir, out = tmp_path / "run", tmp_path / "policy.onnx"
+    run = untrained_offline_run(run_dir, name, grasp_demos)
+    capsys.readouterr()
+    assert cli.main(["export", str(run_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    params = run.algo.policy_params(run.state)
+    memory_size = algos.export_memory_size(run.algo, params)
+    policy = OnnxPolicy(out)
+    assert policy.metadata.memory_size == memory_size and policy.metadata.algo == run.cfg.algo_name
+    assert "(0 gradient steps)" in printed, printed
+    checked_on = "in plain MuJoCo, memory fed back" if memory_size else "16 env starts"
+    assert checked_on in printed and (f"memory [B, {memory_size}]" in printed) == (memory_size > 0), printed
+
+    steps = 7
+    obs, flat = random_observations(run.train_env.unwrapped, (steps, 2))
+    if memory_size:
+        act = jax.jit(run.algo.act)
+        memory = run.algo.initial_memory(params, jax.tree.map(lambda part: part[0], obs))
+    else:
+        act = jax.jit(lambda params, obs, memory: (run.algo.policy(params, obs), memory))
+        memory = None
+    outputs = []
+    for t in range(steps):
+        expected, memory = act(params, jax.tree.map(lambda part, t=t: part[t], obs), memory)
+        outputs.append(policy(flat[t]))
+        np.testing.assert_allclose(outputs[-1], expected, atol=1e-5, err_msg=f"step {t}")
+    assert np.abs(outputs).max() <= 1.0 and not np.allclose(outputs[0], outputs[1])
+    if not memory_size:
+        assert policy.memory is None
+        return
+
+    graph = onnx.load(str(out)).graph
+    assert [i.name for i in graph.input] == ["obs", "memory"]
+    assert [o.name for o in graph.output] == ["action", "next_memory"]
+    batch, width = graph.input[1].type.tensor_type.shape.dim
+    assert batch.dim_param and width.dim_value == memory_size
+
+    # Memory is per env and starts over on reset(): all of it, or the envs whose episode starts.
+    assert policy.memory.shape == (2, memory_size) and np.any(policy.memory)
+    with pytest.raises(PolicyMismatchError, match="memory of 2 envs.*reset"):
+        policy(flat[0, :1])
+    policy.reset([False, True])
+    assert np.any(policy.memory[0]) and not np.any(policy.memory[1])
+    policy.reset()
+    np.testing.assert_allclose(policy(flat[0]), outputs[0], atol=1e-6)
+    np.testing.assert_allclose(policy(flat[1]), outputs[1], atol=1e-6)
+    if name == "diffusion":  # playback is the same for any file with memory: one learner's is enough
+        capsys.readouterr()
+        assert cli.main(["play", str(out), "--steps", "10"]) == 0
+        printed = capsys.readouterr().out
+        assert "episode 1: return" in printed and "0 gradient steps" in printed, printed

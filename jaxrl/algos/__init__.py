@@ -10,6 +10,7 @@
   export_policy(params) -> fn             fn(x[B, n]) -> action[B, a] in [-1, 1]: the deterministic
                                           policy of the flat vector the actor reads (env.state_layout),
                                           normalization inside; `jaxrl export` converts it to ONNX
+                                          (a policy with memory: see "Memory" below)
 
 Offline learners (OFFLINE = True) learn from demonstrations, not from env
 steps; they add and change:
@@ -30,13 +31,35 @@ finished episodes as metrics "episode_sum/<name>" and "episode_count".
 
 `export_policy`'s fn must trace with a symbolic batch size (jax2onnx): no
 Python branching on shapes, no library that reads concrete shapes (distrax
-does). `jaxrl export` checks it against `policy` on the observations the
-checkpoint holds (TrainState.env_state.obs). Planned extensions, so later
-learners slot in: a policy with memory (recurrent BC) passes it explicitly,
-fn(x, *memory) -> (action, *memory), each memory [B, m] and zeros at an
-episode start, its sizes named by export_memory(params) -> {name: m}, and the
-ONNX file gets those names as extra inputs and outputs; a sampling policy
-(diffusion) fixes its noise inside fn, so the file is a function of its inputs.
+does), no jax.random (its bits do not convert: a sampling policy, such as
+diffusion's, fixes its noise as a constant of the graph), and neither `%` on
+arrays nor jnp.full with the batch size (jax2onnx 0.17 fails on both;
+jnp.where and jnp.broadcast_to do the same). lax.scan and lax.cond convert.
+x is the env's flat policy vector (obs["state"] of a dict observation, in the
+slices env.state_layout names); a policy that reads other entries of a dict
+observation (an offline learner's `obs_keys`, e.g. alphabetical from an HDF5
+file) takes them out of x by that layout and flattens them in its own order
+(jaxrl.export.state_vector).
+
+Memory. A policy that carries state between steps (an observation history,
+a plan of actions) also defines
+
+  export_memory_size(params) -> int       m, floats of memory per env; 0 (or no such function): stateless
+
+and its fn is fn(x[B, n], memory[B, m]) -> (action[B, a], memory[B, m]): one
+flat float32 vector per env, ALL ZEROS at an episode's start (fn tells the
+start from it itself, per env, so envs need not start together), and the
+memory fn returned at the env's previous step after. The ONNX file then has a
+second input "memory" and a second output "next_memory" and its metadata
+names m; OnnxPolicy keeps the memory per env and `reset()` zeroes it.
+
+`jaxrl export` checks the file against JAX before writing it: a stateless
+policy against `policy` on the observations the checkpoint holds
+(TrainState.env_state.obs) or, for a learner that never steps an env, on a
+batch of the env's starts; a policy with memory over episodes in the env's
+plain MuJoCo twin, the file's actions (its memory fed back) against fn's over
+the same observations, within 1e-5 unless the learner's EXPORT_TOLERANCE
+says otherwise (diffusion's, whose chunks are 10 U-Net calls deep).
 """
 
 from __future__ import annotations
@@ -64,6 +87,12 @@ class UnknownAlgorithmError(ValueError):
 
 def is_offline(algo: ModuleType) -> bool:
     return getattr(algo, "OFFLINE", False)
+
+
+def export_memory_size(algo: ModuleType, params) -> int:
+    """Floats of memory per env of `algo`'s exported policy with `params`; 0: stateless."""
+    size = getattr(algo, "export_memory_size", None)
+    return 0 if size is None else int(size(params))
 
 
 def data_args(demos) -> tuple:

@@ -1,18 +1,26 @@
 """`jaxrl export`: a learner's deterministic policy as one self-contained, self-verified ONNX file.
 
-The graph is the learner's `export_policy` (normalization and network) followed
-by the env's control affine when it has one, converted by jax2onnx with a
-symbolic batch size. Before the file appears at its destination it is written
-beside it, loaded back with onnxruntime (`OnnxPolicy`) and run on recorded
-observations; unless it matches the JAX policy within the tolerance it is
-deleted and ExportError says by how much it differed.
+The graph is the learner's `export_policy` (normalization and network, and the
+memory of a policy that has one) followed by the env's control affine when it
+has one, converted by jax2onnx with a symbolic batch size. Before the file
+appears at its destination it is written beside it, loaded back with
+onnxruntime (`OnnxPolicy`) and checked against JAX; unless it matches within
+the tolerance it is deleted and ExportError says by how much it differed.
+
+What it is checked on: a stateless policy, on observations the checkpoint holds
+(the training envs' last ones) or, for a run that never stepped an env (an
+offline learner), on a batch of the env's starts, against the learner's
+`policy`. A policy with memory, on sequences: the file plays a few episodes in
+the env's plain MuJoCo twin (memory fed back) and the JAX fn must give the same
+actions over the same observations.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -23,11 +31,15 @@ import onnx
 from jax2onnx import to_onnx
 
 import jaxrl
-from jaxrl import config
+from jaxrl import algos, config
 from jaxrl.export import ExportError
-from jaxrl.export.onnx_policy import FORMAT, INPUT_NAME, OUTPUT_NAME, OnnxPolicy, PolicyMetadata
+from jaxrl.export.onnx_policy import FORMAT, OnnxPolicy, PolicyMetadata
+from jaxrl.export.play import episode_key, record_episodes
+from jaxrl.export.state_vector import policy_input
 
-TOLERANCE = 1e-5  # largest |ONNX - JAX| accepted, in the output's units
+TOLERANCE = 1e-5  # largest |ONNX - JAX| accepted, in the output's units, unless the learner sets its own
+VERIFY_ENVS = 16  # env starts (episodes) a policy is checked on when the checkpoint holds no observations
+VERIFY_STEPS = 24  # control steps of each such episode a policy with memory is checked over
 # Opset 17 (with its IR version, 8) holds every operator an MLP policy needs and
 # is read by runtimes older than the jax2onnx default (23), as embedded ones often are.
 OPSET = 17
@@ -40,21 +52,17 @@ class Provenance:
 
     env_name: str
     algo: str
-    checkpoint: str  # "best", "final" or the env steps asked for
-    training_step: int  # env steps trained
+    checkpoint: str  # "best", "final" or the steps asked for
+    training_step: int  # env steps trained (gradient steps for offline learners)
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
     path: Path
     size_bytes: int
-    max_error: float  # largest |ONNX - JAX| over the recorded observations
+    max_error: float  # largest |ONNX - JAX| over the observations checked
     metadata: PolicyMetadata
-
-
-def policy_input(obs):
-    """The flat vector a policy reads (env.state_layout): obs["state"] of dict observations."""
-    return obs["state"] if isinstance(obs, Mapping) else obs
+    checked_on: str  # what the observations were, for messages ("256 recorded observations")
 
 
 def default_joint_pose(mj_model: mujoco.MjModel) -> dict[str, float | list[float]]:
@@ -75,8 +83,8 @@ def default_joint_pose(mj_model: mujoco.MjModel) -> dict[str, float | list[float
     return pose
 
 
-def policy_metadata(env, provenance: Provenance) -> PolicyMetadata:
-    """The metadata of a policy for (unwrapped) `env`."""
+def policy_metadata(env, provenance: Provenance, memory_size: int = 0) -> PolicyMetadata:
+    """The metadata of a policy for (unwrapped) `env`, with `memory_size` floats of memory per env."""
     affine = env.control_affine
     offset, scale = (None, None) if affine is None else (tuple(map(float, part)) for part in affine)
     return PolicyMetadata(
@@ -85,70 +93,147 @@ def policy_metadata(env, provenance: Provenance) -> PolicyMetadata:
         obs_layout=tuple((name, int(size)) for name, size in env.state_layout),
         action_names=tuple(env.action_names), control_dt=float(env.dt), action_offset=offset,
         action_scale=scale, default_joint_pose=default_joint_pose(env.mj_model),
-        env_config=config.as_dict(env.config))
+        env_config=config.as_dict(env.config), memory_size=int(memory_size))
 
 
 def in_control_units(act: Callable, metadata: PolicyMetadata) -> Callable:
-    """`act` (actions in [-1, 1]) followed by the metadata's affine, when it has one."""
+    """`act` (actions in [-1, 1]; with memory, (action, memory)) followed by the metadata's affine, when
+    it has one."""
     if metadata.action_offset is None:
         return act
     offset = jnp.asarray(metadata.action_offset, jnp.float32)
     scale = jnp.asarray(metadata.action_scale, jnp.float32)
-    return lambda *inputs: offset + scale * act(*inputs)
+    if not metadata.memory_size:
+        return lambda *inputs: offset + scale * act(*inputs)
+
+    def with_memory(x, memory):
+        action, memory = act(x, memory)
+        return offset + scale * action, memory
+
+    return with_memory
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> set[str]:
+    """Remove the constants no node reads from `graph` and its subgraphs (jax2onnx leaves some in the
+    branches of an If, and onnxruntime warns about each when it loads the file); the names read."""
+    read = {output.name for output in graph.output}
+    for node in graph.node:
+        read.update(node.input)
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else []
+            for subgraph in [*subgraphs, *attribute.graphs]:
+                read |= _drop_unused_initializers(subgraph)  # a subgraph may read this graph's values
+    kept = [init for init in graph.initializer if init.name in read]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return read
 
 
 def to_model(act: Callable, metadata: PolicyMetadata) -> onnx.ModelProto:
-    """`act` (x[B, n] -> action[B, a]) as an ONNX model carrying `metadata`."""
-    model = to_onnx(act, inputs=[("B", metadata.obs_size)], input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME], model_name=f"{metadata.env_name}-{metadata.algo}",
-                    opset=OPSET)
+    """`act` (x[B, n] -> action[B, a]; with memory, (x, memory[B, m]) -> (action, memory)) as an ONNX
+    model carrying `metadata`."""
+    inputs = [("B", metadata.obs_size)] + ([("B", metadata.memory_size)] if metadata.memory_size else [])
+    serde_log = logging.getLogger("onnx_ir.serde")  # notes on value types it leaves out: not our concern
+    level = serde_log.level
+    serde_log.setLevel(logging.ERROR)
+    try:
+        model = to_onnx(act, inputs=inputs, input_names=metadata.input_names,
+                        output_names=metadata.output_names, model_name=f"{metadata.env_name}-{metadata.algo}",
+                        opset=OPSET)
+    finally:
+        serde_log.setLevel(level)
+    _drop_unused_initializers(model.graph)
     model.ir_version = onnx.helper.find_min_ir_version_for(model.opset_import)
     model.producer_name, model.producer_version = "jaxrl", jaxrl.__version__
     onnx.helper.set_model_props(model, metadata.to_props())
     return model
 
 
-def _verified(path: Path, expected: np.ndarray, flat_obs: np.ndarray, tolerance: float) -> float:
-    """Largest |ONNX - expected| of the file at `path`; ExportError beyond `tolerance`."""
-    error = float(np.max(np.abs(OnnxPolicy(path)(flat_obs) - expected)))
-    if not error <= tolerance:  # also catches NaN
-        raise ExportError(f"the ONNX policy differs from the JAX policy by up to {error:.3g} on "
-                          f"{len(flat_obs)} recorded observations (tolerance {tolerance:g}); nothing "
-                          f"was written")
-    return error
+_STARTS: dict = {}  # (env class, env config, count) -> env_starts: tracing an MJX reset takes seconds
+
+
+def env_starts(env, count: int):
+    """The batched MJX states (on the host) that episodes 0 .. count-1 of a playback with seed 0 start
+    from; remembered per env config, for a process that exports several policies of one env."""
+    cache_key = (type(env), env.config, count)
+    if cache_key not in _STARTS:
+        # One env's reset, as playback compiles it (the compilation cache then serves both), in a loop.
+        reset = jax.jit(env.reset)
+        starts = [jax.device_get(reset(episode_key(0, episode))) for episode in range(count)]
+        _STARTS.clear()  # one env's at a time: the states hold the env's whole physics data
+        _STARTS[cache_key] = jax.tree.map(lambda *leaves: np.stack(leaves), *starts)
+    return _STARTS[cache_key]
+
+
+def sequence_outputs(act: Callable, memory_size: int, obs: np.ndarray) -> np.ndarray:
+    """[T, B, a]: what `act` (x, memory) -> (action, memory) outputs over obs [T, B, n], from zero memory."""
+
+    def step(memory, x):
+        action, memory = act(x, memory)
+        return memory, action
+
+    memory = jnp.zeros((obs.shape[1], memory_size), jnp.float32)
+    return np.asarray(jax.jit(lambda obs: jax.lax.scan(step, memory, obs)[1])(obs))
+
+
+def _checked(path: Path, algo, params, act: Callable, metadata: PolicyMetadata, env,
+             recorded_obs) -> tuple[float, str]:
+    """(largest |ONNX - JAX| of the file at `path`, what it was checked on); see the module's docstring."""
+    policy = OnnxPolicy(path)
+    if not metadata.memory_size:
+        if recorded_obs is None:
+            recorded_obs, what = env_starts(env, VERIFY_ENVS).obs, "env starts"
+        else:
+            what = "recorded observations"
+        expected = jax.jit(in_control_units(algo.policy, metadata))(params, recorded_obs)
+        flat_obs = np.asarray(policy_input(recorded_obs), np.float32)
+        error = np.max(np.abs(policy(flat_obs) - expected))
+        return float(error), f"{len(flat_obs)} {what}"
+    obs, outputs = record_episodes(policy, env, metadata.env_name, env_starts(env, VERIFY_ENVS), VERIFY_STEPS)
+    error = np.max(np.abs(outputs - sequence_outputs(act, metadata.memory_size, obs)))
+    return float(error), (f"{obs.shape[1]} episodes x {obs.shape[0]} steps in plain MuJoCo, memory fed "
+                          f"back")
 
 
 def export_onnx(algo, params, env, recorded_obs, out: str | Path, provenance: Provenance,
-                tolerance: float = TOLERANCE) -> ExportResult:
+                tolerance: float | None = None) -> ExportResult:
     """Write `algo`'s deterministic policy with `params` for (unwrapped) `env` to `out`, verified.
 
-    `recorded_obs`: a batch of the env's observations (dict observations whole);
-    the file's output on them must match algo.policy's within `tolerance`.
+    `recorded_obs`: a batch of the env's observations (dict observations whole), or None for a
+    run that has none (then the env's starts stand in, or episodes for a policy with memory); the
+    file's output must match JAX's within `tolerance` (None: the learner's EXPORT_TOLERANCE, else
+    TOLERANCE).
     """
     out = Path(out)
-    metadata = policy_metadata(env, provenance)
-    model = to_model(in_control_units(algo.export_policy(params), metadata), metadata)
-    expected = np.asarray(jax.jit(in_control_units(algo.policy, metadata))(params, recorded_obs))
-    flat_obs = np.asarray(policy_input(recorded_obs), np.float32)
+    if tolerance is None:
+        tolerance = getattr(algo, "EXPORT_TOLERANCE", TOLERANCE)
+    metadata = policy_metadata(env, provenance, algos.export_memory_size(algo, params))
+    act = in_control_units(algo.export_policy(params), metadata)
+    model = to_model(act, metadata)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # same directory: the rename is atomic
     try:
         staging.write_bytes(model.SerializeToString())
-        max_error = _verified(staging, expected, flat_obs, tolerance)
+        max_error, checked_on = _checked(staging, algo, params, act, metadata, env, recorded_obs)
+        if not max_error <= tolerance:  # also catches NaN
+            raise ExportError(f"the ONNX policy differs from the JAX policy by up to {max_error:.3g} on "
+                              f"{checked_on} (tolerance {tolerance:g}); nothing was written")
         os.replace(staging, out)
     finally:
         staging.unlink(missing_ok=True)
-    return ExportResult(out, out.stat().st_size, max_error, metadata)
+    return ExportResult(out, out.stat().st_size, max_error, metadata, checked_on)
 
 
 def export_run(run, checkpoint: str, out: str | Path) -> ExportResult:
     """Export a restored run's policy (`jaxrl.runs.restore_run`) to `out`, verified.
 
-    `checkpoint` is the name the user gave it ("best", "final" or env steps), for
-    the metadata. The observations to verify on are the training envs' ones
-    saved with the checkpoint: real inputs.
+    `checkpoint` is the name the user gave it ("best", "final" or steps), for the
+    metadata. The observations to check on are the training envs' ones saved
+    with the checkpoint, real inputs; a run from demonstrations has none.
     """
     provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.steps)
+    env_state = getattr(run.state, "env_state", None)
     return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
-                       run.state.env_state.obs, out, provenance)
+                       None if env_state is None else env_state.obs, out, provenance)

@@ -2,8 +2,12 @@
 
 The file's graph maps the raw flat observation `obs` [B, n] to the action
 `action` [B, a] (in control units when the env has an affine control, else in
-[-1, 1]). Everything else a deployment needs is in its ONNX metadata_props,
-one JSON value per key; `PolicyMetadata` lists them.
+[-1, 1]). A policy with memory (metadata memory_size m > 0: an observation
+history, a plan of actions being executed) has a second input `memory` [B, m]
+and a second output `next_memory` [B, m]: zeros at an episode's start, then
+each call's `next_memory` fed back as the next call's `memory`. `OnnxPolicy`
+does that itself. Everything else a deployment needs is in the ONNX
+metadata_props, one JSON value per key; `PolicyMetadata` lists them.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import onnxruntime as ort
 
 from jaxrl.export import PolicyFileError, PolicyMismatchError
 
-FORMAT = 1  # metadata layout version; a reader refuses files from a newer one
+FORMAT = 2  # metadata layout version; a reader refuses files from a newer one. 2 added memory_size
 INPUT_NAME, OUTPUT_NAME = "obs", "action"
+MEMORY_INPUT_NAME, MEMORY_OUTPUT_NAME = "memory", "next_memory"  # only in files of policies with memory
 REEXPORT = "re-export it with `jaxrl export RUN_DIR --out FILE`"
 
 
@@ -41,6 +46,7 @@ class PolicyMetadata:
     action_scale: tuple[float, ...] | None
     default_joint_pose: dict[str, Any]  # joint -> position at "home" (else qpos0); no free joints
     env_config: dict[str, Any]  # the env's full config (jaxrl.config.as_dict), to rebuild the same env
+    memory_size: int = 0  # m of the memory input and output; 0: stateless (as every format-1 file is)
 
     @property
     def obs_size(self) -> int:
@@ -49,6 +55,14 @@ class PolicyMetadata:
     @property
     def action_size(self) -> int:
         return len(self.action_names)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [INPUT_NAME, MEMORY_INPUT_NAME] if self.memory_size else [INPUT_NAME]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [OUTPUT_NAME, MEMORY_OUTPUT_NAME] if self.memory_size else [OUTPUT_NAME]
 
     def to_props(self) -> dict[str, str]:
         """ONNX metadata_props: every field JSON-encoded; the layout as [{"name", "size"}, ...]."""
@@ -62,7 +76,9 @@ class PolicyMetadata:
         if "jaxrl_format" not in props:
             raise PolicyFileError(f"{source} is an ONNX file but not a jaxrl policy (no jaxrl metadata); "
                                   f"{REEXPORT}")
-        names = [field.name for field in dataclasses.fields(cls)]
+        optional = {"memory_size"}  # absent from format-1 files: their default applies
+        names = [field.name for field in dataclasses.fields(cls)
+                 if field.name not in optional or field.name in props]
         try:
             values = {name: json.loads(props[name]) for name in names}
         except (KeyError, json.JSONDecodeError) as error:
@@ -83,7 +99,12 @@ def _layout_text(layout) -> str:
 
 
 class OnnxPolicy:
-    """A policy.onnx with its metadata: call it on observations [n] or [B, n]."""
+    """A policy.onnx with its metadata: call it on observations [n] or [B, n].
+
+    A policy with memory keeps it here, one row per env: zeros until the first call and after
+    `reset()`, then advanced by every call. Call `reset()` at every episode start (`reset(done)` for
+    the envs whose episode starts); a stateless policy ignores it.
+    """
 
     def __init__(self, path: str | Path, threads: int = 1):
         """`threads`: onnxruntime's intra-op threads; 1 is fastest for one observation at a time
@@ -104,9 +125,18 @@ class OnnxPolicy:
                                                   self.path)
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
-        if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
+        meta = self.metadata
+        if inputs != meta.input_names or outputs != meta.output_names:
             raise PolicyFileError(f"{self.path} has inputs {inputs} and outputs {outputs}, not "
-                                  f"[{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]; {REEXPORT}")
+                                  f"{meta.input_names} and {meta.output_names}; {REEXPORT}")
+        self.memory: np.ndarray | None = None  # [B, memory_size] once called; None: zeros for any B
+
+    def reset(self, done=None) -> None:
+        """Start new episodes: every env's (done None) or those where `done` [B] is true."""
+        if done is None or self.memory is None:
+            self.memory = None
+        else:
+            self.memory = np.where(np.asarray(done, bool).reshape(-1, 1), 0.0, self.memory).astype(np.float32)
 
     def __call__(self, obs) -> np.ndarray:
         """Actions [a] for one observation [n], or [B, a] for a batch [B, n]."""
@@ -116,7 +146,17 @@ class OnnxPolicy:
             raise PolicyMismatchError(
                 f"observations of shape {x.shape}, but {self.path} reads [{self.metadata.obs_size}] or "
                 f"[B, {self.metadata.obs_size}]: {_layout_text(self.metadata.obs_layout)}")
-        actions = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        if not self.metadata.memory_size:
+            actions = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        else:
+            if self.memory is None:
+                self.memory = np.zeros((len(batch), self.metadata.memory_size), np.float32)
+            elif len(self.memory) != len(batch):
+                raise PolicyMismatchError(
+                    f"{self.path} holds the memory of {len(self.memory)} envs but got {len(batch)} "
+                    f"observations; call reset() to start episodes with another number of envs")
+            actions, self.memory = self._session.run(
+                self.metadata.output_names, {INPUT_NAME: batch, MEMORY_INPUT_NAME: self.memory})
         return actions[0] if x.ndim == 1 else actions
 
     def check_env(self, env, env_name: str | None = None) -> None:

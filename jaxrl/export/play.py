@@ -4,7 +4,8 @@ Playback runs what a deployment runs: onnxruntime computes the action from
 an observation that the env's own code computes in NumPy (`envs_mjx.plain`),
 and `mujoco.mj_step` moves the robot on the CPU with the env's control
 decimation. JAX only draws each episode's start (the env's reset), so
-episodes start as they did in training.
+episodes start as they did in training. A policy with memory starts every
+episode from zero memory (`OnnxPolicy.reset`).
 """
 
 from __future__ import annotations
@@ -101,12 +102,35 @@ class Playback:
         played, episode = 0, 0
         while played < steps:
             start = self._reset(episode_key(self.seed, episode))
+            self.policy.reset()
             budget = min(self.env.config.episode_length, steps - played)
             for event in play_episode(self.act, self.twin, start, budget):
                 if event is not None:
                     played += event.length
                 yield event
             episode += 1
+
+
+def record_episodes(policy: OnnxPolicy, env, env_name: str, starts,
+                    steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """(observations [T, B, n], policy outputs [T, B, a]) of `policy` playing the B episodes that the
+    batched MJX states `starts` begin, each in its own twin of `env` (named `env_name`), for T = `steps`
+    control steps, all envs in one batch (one memory row each). An episode the env ends keeps playing:
+    its observations are still inputs the policy can be checked on."""
+    starts = jax.device_get(starts)  # one transfer; then each env's start is NumPy slices, not device ops
+    count = len(jax.tree.leaves(starts)[0])
+    twins = [envs_mjx.make_plain(env_name, env) for _ in range(count)]
+    obs = np.stack([twin.reset(jax.tree.map(lambda leaf, i=i: leaf[i], starts))
+                    for i, twin in enumerate(twins)])
+    policy.reset()
+    observations, outputs = [], []
+    for _ in range(steps):
+        output = policy(obs)
+        observations.append(obs)
+        outputs.append(output)
+        actions = env_action(output, policy.metadata)
+        obs = np.stack([twin.step(action).obs for twin, action in zip(twins, actions, strict=True)])
+    return np.stack(observations), np.stack(outputs)
 
 
 def episode_reports(events: Iterator[EpisodeReport | None],
