@@ -23,19 +23,49 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
 
 
 class MLP(nn.Module):
-    """Dense layers of `layer_sizes`; the last one has no activation."""
+    """Dense layers of `layer_sizes`; the last one has no activation.
+
+    `dropout` > 0 drops that share of each hidden layer's outputs when called with deterministic=False
+    (training; `apply` then needs rngs={"dropout": key}); deterministic calls, the default, never do.
+    """
 
     layer_sizes: Sequence[int]
     activation: str = "swish"
+    dropout: float = 0.0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         act = activation(self.activation)
         for i, size in enumerate(self.layer_sizes):
             x = nn.Dense(size, kernel_init=nn.initializers.lecun_uniform(), name=f"dense_{i}")(x)
             if i < len(self.layer_sizes) - 1:
                 x = act(x)
+                if self.dropout > 0.0:
+                    x = nn.Dropout(self.dropout, deterministic=deterministic)(x)
         return x
+
+
+class RecurrentMLP(nn.Module):
+    """An LSTM run over a sequence x [..., T, D] from a zero state, then an MLP of its last output.
+
+    The T steps are a Python loop of one shared cell rather than nn.RNN's scan: T is short (an
+    observation history), and the unrolled steps convert to ONNX with a symbolic batch size, which
+    the scan (its carry initialized from the batch shape) does not.
+    """
+
+    lstm_size: int
+    layer_sizes: Sequence[int]
+    activation: str = "swish"
+    dropout: float = 0.0  # the MLP's
+
+    @nn.compact
+    def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
+        cell = nn.OptimizedLSTMCell(self.lstm_size, name="lstm")
+        zeros = jnp.zeros((*x.shape[:-2], self.lstm_size), x.dtype)
+        carry, out = (zeros, zeros), zeros
+        for t in range(x.shape[-2]):
+            carry, out = cell(carry, x[..., t, :])
+        return MLP(self.layer_sizes, self.activation, self.dropout, name="mlp")(out, deterministic)
 
 
 def mish(x: jax.Array) -> jax.Array:

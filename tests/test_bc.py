@@ -1,5 +1,6 @@
 """Behavioural cloning: learns the grasp from a few expert demos, and refuses data it cannot use."""
 
+import dataclasses
 import json
 import shutil
 from typing import NamedTuple
@@ -13,6 +14,7 @@ from jaxrl import cli, config
 from jaxrl.algos import bc
 from jaxrl.data import demos as demo_data
 from jaxrl.evaluation import add_success_interval
+from jaxrl.export import ExportError
 from jaxrl.train import best_score, train
 
 NUM_DEMOS = 20
@@ -85,10 +87,11 @@ class FlatEnv:
         return FlatState(jnp.zeros(3))
 
 
-@pytest.mark.parametrize("loss, obs_noise", [("mse", 0.0), ("nll", 0.0), ("mse", 0.1)])
-def test_each_loss_and_augmentation_fits_held_out_episodes(loss, obs_noise):
-    cfg = bc.Config(data="unused.hdf5", loss=loss, obs_noise=obs_noise, obs_keys=("state",), batch_size=64,
-                    hidden_layer_sizes=(64, 64))
+@pytest.mark.parametrize("loss, obs_noise, dropout", [
+    ("mse", 0.0, 0.0), ("nll", 0.0, 0.1), ("mse", 0.1, 0.0)])
+def test_each_loss_and_augmentation_fits_held_out_episodes(loss, obs_noise, dropout):
+    cfg = bc.Config(data="unused.hdf5", loss=loss, obs_noise=obs_noise, dropout=dropout, obs_keys=("state",),
+                    batch_size=64, hidden_layer_sizes=(64, 64))
     demos = synthetic_demos()
     state = bc.init(jax.random.PRNGKey(0), FlatEnv(), cfg, demos)
     validation = jax.jit(lambda s: bc.validation_metrics(s, cfg, demos))
@@ -134,3 +137,170 @@ def test_cli_names_the_missing_or_unusable_data(grasp_demos, tmp_path, capsys):
                      f"run_dir={tmp_path / 'c'}"]) == cli.EXIT_USAGE
     assert "cube_pos" in capsys.readouterr().out and not (tmp_path / "c").exists()
 
+
+
+# --- the options: dropout, observation history (LSTM), action chunks with temporal ensembling ---------
+
+def fit(cfg: bc.Config, demos: demo_data.DemoSet, env, steps: int = 200):
+    """(state after `steps` gradient steps from seed 0, its validation metrics)."""
+    state = bc.init(jax.random.PRNGKey(0), env, cfg, demos)
+    train = jax.jit(lambda s: jax.lax.scan(lambda s, _: bc.train_step(s, env, cfg, demos), s, None,
+                                           length=steps)[0])
+    state = train(state)
+    return state, jax.jit(lambda s: bc.validation_metrics(s, cfg, demos))(state)
+
+
+def test_dropout_changes_training_outputs_but_not_the_policy():
+    cfg = bc.Config(data="unused.hdf5", obs_keys=("state",), batch_size=64, hidden_layer_sizes=(64, 64),
+                    dropout=0.5)
+    demos = synthetic_demos()
+    state = bc.init(jax.random.PRNGKey(0), FlatEnv(), cfg, demos)
+    params = bc.policy_params(state)
+    window = jnp.asarray(demos.obs[:8, None])
+
+    def predict(key=None):
+        return np.asarray(bc._predict(state.params, state.policy_spec, window, key)[0])
+
+    deterministic = predict()
+    assert not np.allclose(predict(jax.random.PRNGKey(1)), deterministic)
+    assert not np.allclose(predict(jax.random.PRNGKey(1)), predict(jax.random.PRNGKey(2)))
+    without = bc.init(jax.random.PRNGKey(0), FlatEnv(), dataclasses.replace(cfg, dropout=0.0), demos)
+    without = bc.policy_params(without)
+    np.testing.assert_array_equal(bc.policy(params, demos.obs[:8]), bc.policy(without, demos.obs[:8]))
+
+
+def previous_obs_demos(num_episodes=16, length=16, seed=0) -> demo_data.DemoSet:
+    """Random observations [3]; the action is the previous step's observation (an episode's first
+    repeats, as `windows` pads): one observation alone says nothing about it."""
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(num_episodes, length, 3)).astype(np.float32)
+    previous = np.concatenate([obs[:, :1], obs[:, :-1]], axis=1)
+    actions = np.tanh(previous[..., :2])
+    return demo_data.make_demo_set(obs.reshape(-1, 3), actions.reshape(-1, 2), np.full(num_episodes, length),
+                                   val_fraction=0.25)
+
+
+def test_a_history_fits_what_one_observation_cannot():
+    demos = previous_obs_demos()
+    base = bc.Config(data="unused.hdf5", obs_keys=("state",), batch_size=64, hidden_layer_sizes=(32, 32),
+                     learning_rate=3e-3)
+    errors = {}
+    for history, lstm in [(1, 0), (2, 0), (2, 16)]:
+        _, metrics = fit(dataclasses.replace(base, obs_history=history, lstm_size=lstm), demos, FlatEnv())
+        errors[history, lstm] = float(metrics["val/action_mse"])
+    assert errors[1, 0] > 0.6, errors  # about the variance: the best guess is the mean
+    assert errors[2, 0] < 0.2 * errors[1, 0] and errors[2, 16] < 0.2 * errors[1, 0], errors
+
+
+@pytest.mark.parametrize("loss", ["mse", "nll"])
+def test_chunk_loss_counts_only_the_rows_within_the_episode(loss):
+    cfg = bc.Config(data="unused.hdf5", obs_keys=("state",), hidden_layer_sizes=(8,), loss=loss,
+                    action_horizon=3)
+    state = bc.init(jax.random.PRNGKey(0), FlatEnv(), cfg, synthetic_demos())
+    rng = np.random.default_rng(0)
+    window = rng.normal(size=(4, 1, 3)).astype(np.float32)
+    chunks = rng.normal(size=(4, 3, 2)).astype(np.float32)
+    valid = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
+
+    def loss_of(chunks, valid=valid):
+        return float(bc._loss(state.params, state.policy_spec, window, chunks, valid)[0])
+
+    past_end = chunks.copy()
+    past_end[~valid] = 100.0
+    assert loss_of(past_end) == pytest.approx(loss_of(chunks), rel=1e-6)
+    within = chunks.copy()
+    within[1, 1] = 100.0
+    assert loss_of(within) > loss_of(chunks) + 1.0
+    # With every row valid it is the plain mean over rows.
+    mean, std = bc._predict(state.params, state.policy_spec, window)
+    per_row = (np.square(chunks - mean).mean(-1) if std is None else
+               (0.5 * np.square((chunks - mean) / std) + np.log(std)).sum(-1))
+    assert loss_of(chunks, np.ones_like(valid)) == pytest.approx(float(per_row.mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("decay", [0.5, -0.3])
+def test_the_running_ensemble_is_acts_weighted_mean(decay):
+    horizon, steps = 4, 9
+    chunks = np.random.default_rng(1).normal(size=(steps, 2, horizon, 3))  # [t, B, K, A]
+    # ACT's formula: at step t the predictions for t of the chunks of steps t-K+1..t, oldest first,
+    # weighted exp(-m i) with i = 0 the oldest.
+    expected = []
+    for t in range(steps):
+        made = range(max(0, t - horizon + 1), t + 1)
+        predictions = np.stack([chunks[s, :, t - s] for s in made])
+        weights = np.exp(-decay * np.arange(len(predictions)))
+        expected.append(np.einsum("i,iba->ba", weights / weights.sum(), predictions))
+
+    sums, weights, actions = jnp.zeros((2, horizon - 1, 3)), jnp.zeros((2, horizon - 1)), []
+    for t in range(steps):
+        action, sums, weights = bc.ensemble(sums, weights, jnp.asarray(chunks[t], jnp.float32), decay)
+        actions.append(action)
+    np.testing.assert_allclose(np.stack(actions), np.stack(expected), rtol=1e-5, atol=1e-6)
+
+
+class DictEnv:
+    """An env with a dict observation whose flat policy vector orders the entries a, b."""
+
+    action_size = 2
+    state_layout = (("a", 2), ("b", 1))
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def reset(self, key):
+        return FlatState({"a": jnp.zeros(2), "b": jnp.zeros(1), "state": jnp.zeros(3)})
+
+
+@pytest.mark.parametrize("history, lstm, horizon, loss", [
+    (1, 0, 1, "mse"), (3, 0, 1, "mse"), (1, 0, 4, "nll"), (3, 8, 4, "mse"), (2, 8, 3, "nll")])
+def test_exported_fn_replays_act_from_zero_memory_each_episode(history, lstm, horizon, loss):
+    demos = synthetic_demos()
+    # The policy reads the entries b, a (an HDF5 file's alphabetical order is not the env's).
+    demos = demo_data.make_demo_set(np.asarray(demos.obs)[:, ::-1], demos.actions, np.full(12, 20),
+                                    obs_keys=("b", "a"), obs_shapes=[(1,), (2,)])
+    cfg = bc.Config(data="unused.hdf5", obs_keys=("b", "a"), hidden_layer_sizes=(16,), loss=loss,
+                    obs_history=history, lstm_size=lstm, action_horizon=horizon, ensemble_decay=0.2)
+    params = bc.policy_params(bc.init(jax.random.PRNGKey(0), DictEnv(), cfg, demos))
+    steps, batch = 6, 2
+    flat = np.random.default_rng(2).normal(size=(2, steps, batch, 3)).astype(np.float32)  # [episode, t, B, 3]
+    fn = jax.jit(bc.export_policy(params))
+    act, policy = jax.jit(bc.act), jax.jit(bc.policy)
+
+    def obs(x):
+        return {"a": x[:, :2], "b": x[:, 2:], "state": x}
+
+    if history == horizon == 1:  # stateless: the memoryless policy
+        assert bc.export_memory_size(params) == 0
+        np.testing.assert_allclose(fn(flat[0, 0]), policy(params, obs(flat[0, 0])), rtol=1e-6, atol=1e-6)
+        return
+    size = bc.export_memory_size(params)
+    continued = None
+    for episode in flat:
+        memory, flat_memory = bc.initial_memory(params, obs(episode[0])), np.zeros((batch, size), np.float32)
+        for t, x in enumerate(episode):
+            action, memory = act(params, obs(x), memory, jax.random.PRNGKey(t))
+            exported, flat_memory = fn(x, flat_memory)
+            np.testing.assert_allclose(exported, action, rtol=1e-6, atol=1e-6)
+            if t == 0:  # an episode's first step: the memoryless policy
+                np.testing.assert_allclose(action, policy(params, obs(x)), rtol=1e-6, atol=1e-6)
+                if continued is not None:  # the memory of the last episode would act otherwise
+                    assert not np.allclose(fn(x, continued)[0], action, atol=1e-4)
+        continued = flat_memory
+
+
+def test_export_names_an_entry_the_env_does_not_give():
+    cfg = bc.Config(data="unused.hdf5", obs_keys=("b", "a"), hidden_layer_sizes=(8,))
+    demos = demo_data.make_demo_set(np.zeros((4, 3)), np.zeros((4, 2)), [2, 2], obs_keys=("b", "a"),
+                                    obs_shapes=[(1,), (2,)], val_fraction=0.0)
+    params = bc.policy_params(bc.init(jax.random.PRNGKey(0), DictEnv(), cfg, demos))
+    with pytest.raises(ExportError, match="'b'"):
+        bc.export_policy(params.replace(spec=dataclasses.replace(params.spec, state_layout=(("a", 2),))))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"dropout": 1.0}, "dropout"), ({"obs_history": 0}, "obs_history"), ({"lstm_size": -1}, "lstm_size"),
+    ({"action_horizon": 0}, "action_horizon"), ({"action_horizon": 101, "ensemble_decay": 1.0}, "overflow")])
+def test_settings_that_cannot_run_are_named(setting, message):
+    with pytest.raises(ValueError, match=message):
+        bc.validate(bc.Config(data="unused.hdf5", **setting))
