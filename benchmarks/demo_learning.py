@@ -10,9 +10,11 @@ evaluated on the same number of episodes. Records per run:
   success_rate, success_rate_95ci   of the best checkpoint over --episodes episodes (Wilson interval)
   train_seconds, grad_steps_per_second    training alone (evaluations and compilation apart)
 
-Methods: bc (MSE), bc_aug (bc with obs_noise 0.1 on standardized observations), diffusion.
+Methods: bc (MSE), bc_aug (bc with Gaussian noise of std --obs-noise on standardized
+observations; each level is its own row), diffusion.
 
     python -m benchmarks.demo_learning                                   # bc, bc_aug, expert; CPU
+    python -m benchmarks.demo_learning --methods bc_aug --obs-noise 0.02 0.05   # a sweep
     python -m benchmarks.demo_learning --methods diffusion --steps 50000   # on a GPU
 
 Each finished run is written at once to benchmarks/results/demo_learning_<cpu|gpu>.json
@@ -30,7 +32,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 ENV = "grasp-lift-cube"
-METHODS = {"bc": ("bc", []), "bc_aug": ("bc", ["algo.obs_noise=0.1"]), "diffusion": ("diffusion", [])}
+METHODS = {"bc": "bc", "bc_aug": "bc", "diffusion": "diffusion"}  # method -> learner
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=1000, help="evaluation episodes per result")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: the recipe's)")
+    parser.add_argument("--obs-noise", type=float, nargs="+", default=[0.1],
+                        help="bc_aug's obs_noise levels, one run each")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: results/demo_learning_<cpu|gpu>.json)")
     return parser.parse_args(argv)
@@ -93,25 +97,26 @@ def measure_expert(episodes: int, seed: int) -> dict:
             **evaluate(eval_env, as_algo, keys, episodes, seed, cfg.env.episode_length)}
 
 
-def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder: Path) -> dict:
+def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder: Path,
+                    extra: tuple[str, ...] = ()) -> dict:
     from rich.console import Console
 
     from jaxrl import config, runtime
     from jaxrl.runs import restore_run
     from jaxrl.train import train
 
-    algo_name, extra = METHODS[method]
+    algo_name = METHODS[method]
     overrides = [f"data={data}", f"train.seed={seed}", "train.tensorboard=false", *extra]
     if args.steps is not None:
         overrides.append(f"train.num_timesteps={args.steps}")
     preset = "full" if runtime.has_accelerator() else "cpu"
     cfg = config.load(ENV, algo_name, preset=preset, overrides=overrides)
-    run_dir = folder / f"{method}_{demos}_{seed}"
+    run_dir = folder / "_".join([method, *extra, str(demos), str(seed)])
     result = train(cfg, run_dir, console=Console(quiet=True))
     run = restore_run(run_dir, "best")
     row = evaluate(run.eval_env, run.algo, run.algo.policy_params(run.state), args.episodes, seed,
                    cfg.env.episode_length)
-    return {"method": method, "demos": demos, "seed": seed, **row,
+    return {"method": method, "demos": demos, "seed": seed, "overrides": list(extra), **row,
             "best_checkpoint_grad_steps": run.meta["grad_steps"], "grad_steps": result.steps,
             "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
             "grad_steps_per_second": result.steps / max(result.run_seconds, 1e-9),
@@ -137,11 +142,13 @@ def main(argv=None) -> None:
     record["machine"] = describe_machine()
 
     def keep(row: dict) -> None:
-        same = lambda r: all(r.get(k) == row.get(k) for k in ("method", "demos", "seed"))  # noqa: E731
+        same = lambda r: all(r.get(k) == row.get(k)  # noqa: E731
+                             for k in ("method", "demos", "seed", "overrides"))
         record["results"] = [r for r in record["results"] if not same(r)] + [row]
         save(out, record)
         low, high = row["success_rate_95ci"]
-        print(f"{row['method']:10} demos {row.get('demos', '-'):>4} seed {row['seed']}  success "
+        name = " ".join([row["method"], *row.get("overrides", [])])
+        print(f"{name:10} demos {row.get('demos', '-'):>4} seed {row['seed']}  success "
               f"{100 * row['success_rate']:5.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
               + (f"  {row['grad_steps_per_second']:,.0f} grad steps/s, {row['train_seconds']:.0f} s"
                  if "train_seconds" in row else ""), flush=True)
@@ -161,7 +168,9 @@ def main(argv=None) -> None:
                 print(f"collected {demos} demos (seed {seed}) in {time.monotonic() - started:.0f} s",
                       flush=True)
                 for method in learners:
-                    keep(measure_learner(method, data, demos, seed, args, folder))
+                    for extra in ([(f"algo.obs_noise={noise}",) for noise in args.obs_noise]
+                                  if method == "bc_aug" else [()]):
+                        keep(measure_learner(method, data, demos, seed, args, folder, extra))
     print(f"wrote {out}")
 
 

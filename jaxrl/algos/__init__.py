@@ -71,7 +71,7 @@ from types import ModuleType
 _ALGORITHMS = {
     "ppo": ("jaxrl.algos.ppo", "on-policy PPO with GAE, clipped surrogate, observation normalization"),
     "sac": ("jaxrl.algos.sac", "off-policy SAC: twin critics, automatic temperature, replay on the device"),
-    "bc": ("jaxrl.algos.bc", "behavioural cloning from HDF5 demonstrations: MLP, MSE or Gaussian NLL"),
+    "bc": ("jaxrl.algos.bc", "behavioural cloning from HDF5 demonstrations: MLP or LSTM, MSE or NLL, chunks"),
     "diffusion": ("jaxrl.algos.diffusion", "diffusion policy from HDF5 demonstrations: U-Net, DDIM chunks"),
 }
 
