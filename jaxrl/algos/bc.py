@@ -208,12 +208,6 @@ def _predict(network_params, spec: PolicySpec, window: jax.Array, key_dropout: j
     return mean, jnp.maximum(jax.nn.softplus(raw_std), STD_MIN)
 
 
-def _standardized_obs(params: PolicyParams, obs) -> jax.Array:
-    """[..., D]: the observation's entries flattened and standardized (any leading batch axes)."""
-    spec = params.spec
-    return normalize.normalize(params.obs_stats, demo_data.flatten_obs(obs, spec.obs_keys, spec.obs_shapes))
-
-
 def _to_action(params: PolicyParams, standardized: jax.Array) -> jax.Array:
     return jnp.clip(normalize.denormalize(params.action_stats, standardized), -1.0, 1.0)
 
@@ -273,14 +267,14 @@ def _memory_at_start(params: PolicyParams, first: jax.Array) -> PolicyMemory:
 
 def initial_memory(params: PolicyParams, obs) -> PolicyMemory:
     """The memory at an episode's start, for observations [B, ...] of its first step."""
-    return _memory_at_start(params, _standardized_obs(params, obs))
+    return _memory_at_start(params, offline.standardized_obs(params, obs))
 
 
 def act(params: PolicyParams, obs, memory: PolicyMemory,
         key: jax.Array | None = None) -> tuple[jax.Array, PolicyMemory]:
     """(actions [B, A] in [-1, 1], memory) for observations [B, ...]: a new chunk of the window, and the
     temporal ensemble of this step's predictions. Deterministic (the Gaussian's mean): `key` is unused."""
-    return _act_standardized(params, _standardized_obs(params, obs), memory)
+    return _act_standardized(params, offline.standardized_obs(params, obs), memory)
 
 
 def _memoryless(params: PolicyParams, latest: jax.Array, key: jax.Array | None = None) -> jax.Array:
@@ -297,7 +291,7 @@ def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array
     """Actions in [-1, 1] for observations with any leading batch axes, without memory: the window is the
     observation repeated, the action the chunk's first. A key samples the Gaussian. For evaluation `act`
     is the faithful policy; this one serves videos and collection."""
-    return _memoryless(params, _standardized_obs(params, obs), key)
+    return _memoryless(params, offline.standardized_obs(params, obs), key)
 
 
 # --- export -------------------------------------------------------------------------------------------
@@ -323,12 +317,9 @@ def export_policy(params: PolicyParams) -> Callable:
     spec = params.spec
     state_vector.check_readable(spec.obs_keys, spec.state_layout)
 
-    def standardized(x):
-        return normalize.normalize(params.obs_stats, state_vector.select(x, spec.state_layout, spec.obs_keys))
-
     used = _memory_parts(params)  # after the started flag, each of these flattened, in this order
     if not used:
-        return lambda x: _memoryless(params, standardized(x))
+        return lambda x: _memoryless(params, offline.standardized_policy_vector(params, x))
 
     def unpacked(memory) -> PolicyMemory:
         ends = list(itertools.accumulate(math.prod(shape) for shape in used.values()))
@@ -337,7 +328,7 @@ def export_policy(params: PolicyParams) -> Callable:
                                for (name, shape), part in zip(used.items(), parts, strict=True)})
 
     def act_flat(x, memory):
-        latest = standardized(x)
+        latest = offline.standardized_policy_vector(params, x)
         started = memory[:, :1] > 0.5  # zeros: this is an episode's first step
 
         def kept(past, at_start):

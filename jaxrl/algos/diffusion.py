@@ -226,12 +226,6 @@ def policy_params(state: TrainState) -> PolicyParams:
 
 # --- acting -------------------------------------------------------------------------------------------
 
-def _standardized_obs(params: PolicyParams, obs) -> jax.Array:
-    """[..., D]: the observation's entries flattened and standardized (any leading batch axes)."""
-    spec = params.spec
-    return normalize.normalize(params.obs_stats, demo_data.flatten_obs(obs, spec.obs_keys, spec.obs_shapes))
-
-
 def sample_chunks(params: PolicyParams, history: jax.Array, noise: jax.Array) -> jax.Array:
     """[B, K, A] action chunks in [-1, 1] by DDIM from `noise` [B, K, A], given history [B, H, D]."""
     spec = params.spec
@@ -248,7 +242,7 @@ def sample_chunks(params: PolicyParams, history: jax.Array, noise: jax.Array) ->
 def initial_memory(params: PolicyParams, obs) -> PolicyMemory:
     """The memory at an episode's start: the first observation fills the history (as `windows` repeats an
     episode's first observation before its start); no plan yet, so `act` samples one first."""
-    first = _standardized_obs(params, obs)  # [B, D]
+    first = offline.standardized_obs(params, obs)  # [B, D]
     spec = params.spec
     history = jnp.repeat(first[:, None], spec.obs_history, axis=1)
     plan = jnp.zeros((first.shape[0], spec.action_exec, spec.action_size))
@@ -296,7 +290,7 @@ def act(params: PolicyParams, obs, memory: PolicyMemory,
     noise (deterministic: what the exported policy does); every env of the batch steps in lockstep.
     """
     spec = params.spec
-    latest = _standardized_obs(params, obs)
+    latest = offline.standardized_obs(params, obs)
     history = jnp.concatenate([memory.history[:, 1:], latest[:, None]], axis=1)
     batch_size = latest.shape[0]
     slot = jnp.full((batch_size,), memory.step % spec.action_exec)
@@ -313,7 +307,7 @@ def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array
     the batch). For evaluation `act` is the faithful policy; this one serves videos and collection.
     """
     spec = params.spec
-    latest = _standardized_obs(params, obs)
+    latest = offline.standardized_obs(params, obs)
     batch_shape = latest.shape[:-1]
     latest = latest.reshape(-1, latest.shape[-1])
     history = jnp.repeat(latest[:, None], spec.obs_history, axis=1)
@@ -352,8 +346,7 @@ def export_policy(params: PolicyParams):
 
     def fn(x: jax.Array, memory: jax.Array) -> tuple[jax.Array, jax.Array]:
         batch_size = x.shape[0]
-        entries = state_vector.select(x, spec.state_layout, spec.obs_keys)
-        latest = normalize.normalize(params.obs_stats, entries)
+        latest = offline.standardized_policy_vector(params, x)
         history = memory[:, :history_size].reshape(batch_size, *history_shape)
         plan = memory[:, history_size:history_size + plan_size].reshape(batch_size, *plan_shape)
         executed = memory[:, -1]

@@ -1,8 +1,10 @@
-"""What every offline learner (bc, diffusion) shares: its data settings and how the data is loaded.
+"""What every offline learner (bc, diffusion) shares: its data settings, how the data is loaded, and how
+its policy standardizes what it observes.
 
 A learner's Config inherits `DataConfig`; its module exposes `load_data`,
 `resolved_config` and `abstract_data` from here (see the offline contract in
-jaxrl.algos).
+jaxrl.algos). Its PolicyParams hold `obs_stats` and a `spec` naming `obs_keys`,
+`obs_shapes` and the env's `state_layout`, which the two readers below use.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import math
 
 import jax
 
+from jaxrl import normalize
 from jaxrl.data import demos as demo_data
 from jaxrl.data.validate import DatasetError
+from jaxrl.export import state_vector
 
 # The best checkpoint is the one that succeeds most; among equals, the one that fits held-out demos best.
 BEST_BY = ("eval/success", "-val/loss")
@@ -84,3 +88,15 @@ def resolved_config(cfg: DataConfig, demos: demo_data.DemoSet) -> DataConfig:
 
 def abstract_data(cfg: DataConfig, env) -> demo_data.DemoSet:
     return demo_data.abstract_demos(cfg.obs_keys, env_obs_shapes(env), env.action_size)
+
+
+def standardized_obs(params, obs) -> jax.Array:
+    """[..., D]: the policy's entries of an env observation, flattened and standardized (any batch axes)."""
+    spec = params.spec
+    return normalize.normalize(params.obs_stats, demo_data.flatten_obs(obs, spec.obs_keys, spec.obs_shapes))
+
+
+def standardized_policy_vector(params, x: jax.Array) -> jax.Array:
+    """[..., D]: the same from the env's flat policy vector x [..., n] (what an exported policy reads)."""
+    spec = params.spec
+    return normalize.normalize(params.obs_stats, state_vector.select(x, spec.state_layout, spec.obs_keys))
