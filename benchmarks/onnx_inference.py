@@ -59,7 +59,7 @@ def random_policy(env, algo_cfg: ppo.Config, key) -> actor.PolicyParams:
                              env.action_size)
     key_net, key_obs = jax.random.split(key)
     obs = random_observations(env, key_obs, 256)
-    stats = normalize.update(normalize.init(jax.tree.map(lambda x: x[0], obs)), obs, batch_ndim=1)
+    stats = normalize.from_batch(obs)
     network = spec.network().init(key_net, obs[spec.obs_key][0])
     return actor.PolicyParams(network=network, obs_stats=stats, spec=spec)
 

@@ -54,9 +54,28 @@ def update(stats: RunningStats, batch, batch_ndim: int) -> RunningStats:
     return RunningStats(count=total, mean=mean, m2=m2)
 
 
+def from_batch(batch, batch_ndim: int = 1) -> RunningStats:
+    """Statistics of a first batch (e.g. the reset observations a learner starts from).
+
+    A learner that starts from empty statistics acts on raw observations until its
+    first update and then on standardized ones: a jump (Go1 joint velocities move by
+    about 20 standard deviations). Seeded from the starts, it standardizes from step one.
+    """
+    return update(init(jax.tree.map(lambda x: x[(0,) * batch_ndim], batch)), batch, batch_ndim)
+
+
 def std(stats: RunningStats):
-    return jax.tree.map(lambda m2: jnp.sqrt(jnp.maximum(m2 / jnp.maximum(stats.count, 1.0), STD_MIN**2)),
-                        stats.m2)
+    """Per-entry standard deviation; 1 where a value has not varied yet.
+
+    A value constant so far (the last action at a reset, a push force before the
+    first push) has no scale yet: dividing by a floor near 0 would send its first
+    change to the clip, so it passes unscaled until the data shows its spread.
+    """
+    def of(m2):
+        variance = m2 / jnp.maximum(stats.count, 1.0)
+        return jnp.where(variance < STD_MIN**2, 1.0, jnp.sqrt(variance))
+
+    return jax.tree.map(of, stats.m2)
 
 
 def normalize(stats: RunningStats, obs):

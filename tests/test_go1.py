@@ -171,6 +171,9 @@ def test_a_flipped_trunk_terminates_with_the_termination_penalty(nominal_go1):
     flipped[3:7] = [0.0, 1.0, 0.0, 0.0]  # upside down
     terms, after = _terms(step, _with(state, qpos=flipped))
     assert float(after.done) == 1.0 and terms["termination"] < 0.0
+    # Falling cannot pay: the terms sum below 0 here, yet no step is worth less than 0, so ending the
+    # episode early never scores more than living on.
+    assert sum(terms.values()) < 0.0 and float(after.reward) == 0.0
     upright, after = _terms(step, state)
     assert float(after.done) == 0.0 and upright["termination"] == 0.0
 

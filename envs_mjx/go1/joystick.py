@@ -4,7 +4,10 @@ The policy sets joint position targets around the home pose; five 4 ms physics
 steps make one 20 ms control step. The reward is a sum of small named terms
 (`REWARD_TERMS`), each scaled by its entry in `RewardScales` and multiplied by
 the control step, so a return is "reward per second" summed over the episode;
-every scaled term is logged in `metrics` under "reward/<name>".
+every scaled term is logged in `metrics` under "reward/<name>". A step's reward
+is their sum clipped at 0: were a step worth less than nothing, ending the
+episode early would pay (the termination penalty is one step's worth), so
+falling would be learned; clipped, a fall only forfeits the steps it cuts off.
 
 Observations (`{"state", "privileged_state"}`, layouts in `STATE_LAYOUT` and
 `PRIVILEGED_LAYOUT`): the policy sees what the robot's own sensors give, with
@@ -251,7 +254,7 @@ class Go1Joystick(MjxEnv):
             "contact": contact,
             "feet_air_time": xp.where(contact, 0.0, air_time),
             "reward_terms": scaled,
-            "reward": xp.nan_to_num(sum(scaled.values())),
+            "reward": xp.maximum(xp.nan_to_num(sum(scaled.values())), 0.0),  # see the module docstring
             "terminated": terminated,
             "lin_vel_error": xp.linalg.norm(info["command"][:2] - sensed["local_linvel"][:2]),
             "ang_vel_error": xp.abs(info["command"][2] - sensed["gyro"][2]),

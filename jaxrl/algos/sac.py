@@ -140,7 +140,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
         params=params,
         opt_state=OptStates(policy=optimizer.init(params.policy), q=optimizer.init(params.q),
                             log_alpha=optimizer.init(params.log_alpha)),
-        obs_stats=normalize.init(one_obs),
+        obs_stats=normalize.from_batch(env_state.obs),
         replay=replay.init(example, cfg.replay_capacity),
         env_state=env_state,
         key=key_state,

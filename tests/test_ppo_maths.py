@@ -1,7 +1,14 @@
-"""GAE against a plain NumPy loop, with terminations and truncations mixed."""
+"""PPO's maths: GAE against a plain NumPy loop (terminations and truncations mixed), the value loss's weight."""
 
+import dataclasses
+
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
+import envs_mjx
+from jaxrl.algos import ppo
 from jaxrl.algos.ppo import compute_gae
 
 
@@ -46,3 +53,19 @@ def test_truncation_bootstraps_but_termination_does_not():
     terminated, _ = compute_gae(ones, zeros, 10 * ones, ones, ones, 0.9, 0.95)
     np.testing.assert_allclose(truncated, [[10.0]], rtol=1e-6)
     np.testing.assert_allclose(terminated, [[1.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("coefficient", [1.0, 0.25])
+def test_value_loss_is_brax_s_half_mean_squared_error_times_the_coefficient(coefficient):
+    """brax: v_loss = 0.5 * vf_loss_coefficient * mean((V - returns)^2); a recipe translates as it is."""
+    env = envs_mjx.wrap_for_training(envs_mjx.make("cartpole-balance"), episode_length=20)
+    cfg = dataclasses.replace(ppo.Config(num_envs=4, num_minibatches=1), vf_loss_coefficient=coefficient)
+    state = ppo.init(jax.random.PRNGKey(0), env, cfg)
+    obs = state.env_state.obs
+    returns = jnp.arange(4.0)
+    batch = {"obs": obs, "pre_tanh": jnp.zeros((4, 1)), "log_prob": jnp.zeros(4), "advantages": jnp.ones(4),
+             "returns": returns}
+    _, metrics = ppo._loss(state.params, batch, jax.random.PRNGKey(1), state, cfg)
+    values = np.asarray(ppo._value(state.params.value, state.value_spec, state.obs_stats, obs))
+    want = 0.5 * coefficient * np.mean(np.square(values - np.asarray(returns)))
+    np.testing.assert_allclose(float(metrics["loss/value"]), want, rtol=1e-5)
