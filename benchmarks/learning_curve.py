@@ -138,7 +138,7 @@ def main(argv=None) -> None:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))
-    plot(curve, measure, f"PPO on {args.env} ({preset} preset, {device}): {result.env_steps:,} steps in "
+    plot(curve, measure, f"PPO on {args.env} ({preset} preset, {device}): {result.steps:,} steps in "
                 f"{summary['wall_clock_seconds'] / 60:.1f} min", out.with_suffix(".png"))
     print(json.dumps({k: summary[k] for k in ("wall_clock_seconds", "env_steps", "steps_per_second",
                                               "first_eval", "last_eval", "best_eval_return")}, indent=1))
