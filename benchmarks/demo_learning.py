@@ -114,7 +114,7 @@ def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder
     run_dir = folder / "_".join([method, *extra, str(demos), str(seed)])
     result = train(cfg, run_dir, console=Console(quiet=True))
     run = restore_run(run_dir, "best")
-    row = evaluate(run.eval_env, run.algo, run.algo.policy_params(run.state), args.episodes, seed,
+    row = evaluate(run.eval_env, run.algo, run.params, args.episodes, seed,
                    cfg.env.episode_length)
     return {"method": method, "demos": demos, "seed": seed, "overrides": list(extra), **row,
             "best_checkpoint_grad_steps": run.meta["grad_steps"], "grad_steps": result.steps,

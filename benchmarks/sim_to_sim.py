@@ -42,7 +42,7 @@ def measure(run_dir: Path, checkpoint: str, episodes: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         policy = OnnxPolicy(export_run(run, checkpoint, Path(scratch) / "policy.onnx").path)
         started = time.monotonic()
-        result = compare(run.algo, run.algo.policy_params(run.state), run.cfg.env_name, run.cfg.env, policy,
+        result = compare(run.algo, run.params, run.cfg.env_name, run.cfg.env, policy,
                          episodes, seed)
     record = {
         "env": run.cfg.env_name,

@@ -68,6 +68,11 @@ class EpisodeWrapper(Wrapper):
     The counters restart lazily: a step taken from a state whose `done` is set
     starts a new episode's sums. That lets an auto-reset leave the finished
     episode's totals in place for one step, where the learner reads them.
+
+    A step whose reward or metrics are not finite (physics that blew up) ends its
+    episode, and those values count as 0: one env's NaN must not reach the
+    learner's loss or the logged means of the whole batch. Sums are kept with
+    selects, not by multiplying with masks, because NaN * 0 is NaN.
     """
 
     def __init__(self, env: Env, episode_length: int, action_repeat: int = 1):
@@ -96,21 +101,27 @@ class EpisodeWrapper(Wrapper):
         for _ in range(self.action_repeat):  # unrolled: action_repeat is small and static
             next_state = self.env.step(next_state, action)
             total_reward = total_reward + next_state.reward
-        next_state = next_state.replace(reward=total_reward)
+        finite = jnp.isfinite(total_reward)
+        for value in next_state.metrics.values():
+            finite = finite & jnp.isfinite(value)
+        metrics = {name: jnp.where(finite, value, 0.0) for name, value in next_state.metrics.items()}
+        total_reward = jnp.where(finite, total_reward, 0.0)
+        terminated = jnp.where(finite, next_state.done, 1.0)
+        next_state = next_state.replace(reward=total_reward, metrics=metrics)
 
-        steps = state.info["steps"] * (1.0 - new_episode) + self.action_repeat
+        steps = jnp.where(new_episode > 0, 0.0, state.info["steps"]) + self.action_repeat
         timed_out = steps >= self.episode_length
-        truncation = jnp.where(timed_out, 1.0 - next_state.done, 0.0)
-        done = jnp.maximum(next_state.done, timed_out.astype(next_state.done.dtype))
+        truncation = jnp.where(timed_out, 1.0 - terminated, 0.0)
+        done = jnp.maximum(terminated, timed_out.astype(terminated.dtype))
 
         previous = state.info["episode_metrics"]
-        keep = 1.0 - new_episode
-        episode_metrics = {
-            "return": previous["return"] * keep + total_reward,
-            "length": previous["length"] * keep + self.action_repeat,
-        }
-        for name, value in next_state.metrics.items():
-            episode_metrics[name] = previous[name] * keep + value
+
+        def running(name, value):
+            return jnp.where(new_episode > 0, 0.0, previous[name]) + value
+
+        episode_metrics = {"return": running("return", total_reward), "length": running("length", self.action_repeat)}
+        for name, value in metrics.items():
+            episode_metrics[name] = running(name, value)
         info = dict(next_state.info, steps=steps, truncation=truncation, episode_done=done,
                     episode_metrics=episode_metrics)
         return next_state.replace(done=done, info=info)

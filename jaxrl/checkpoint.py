@@ -10,16 +10,33 @@ Each checkpoint holds the TrainState and a small JSON of loop bookkeeping.
 The state is stored as a nested dict of its leaves named by their pytree path
 (env_state/data/qpos ...). Zero-size leaves, which mjx.Data has and Orbax
 cannot write, are left out and rebuilt from the abstract state on restore.
+Being named by path, a part of the state can be read alone (`restore_part`):
+evaluating or exporting a policy reads its parameters, not a replay buffer of
+gigabytes.
+
+A checkpoint that cannot be read is a CheckpointError naming it in one line.
+Orbax and its dependencies report such a failure through Python logging with
+whole tracebacks (tens of thousands of lines); while a Checkpointer is open
+their logs go to checkpoints/orbax.log instead of the terminal.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
+
+DEPENDENCY_LOGGERS = ("absl", "orbax", "asyncio", "tensorstore", "etils")
+LOG_NAME = "orbax.log"
+DAMAGED_DIR = "damaged"  # where a resumed run moves the checkpoints it could not read
+ERROR_CHARS = 300  # of a dependency's error text kept in our message (TensorStore's run to pages)
 
 
 class CheckpointError(RuntimeError):
@@ -52,29 +69,71 @@ def to_saveable(tree: Any) -> dict:
 
 def from_saveable(saveable: dict, abstract: Any) -> Any:
     """Inverse of `to_saveable`, shaped like `abstract`."""
-    def leaf(path, spec):
-        if spec.size == 0:
-            return jnp.zeros(spec.shape, spec.dtype)
-        node = saveable
-        for name in _path_names(path):
-            node = node[name]
-        return node
+    return jax.tree_util.tree_map_with_path(lambda path, spec: _lookup(saveable, _path_names(path), spec),
+                                            abstract)
 
-    return jax.tree_util.tree_map_with_path(leaf, abstract)
+
+def _lookup(saveable: dict, names: list[str], spec):
+    if spec.size == 0:
+        return jnp.zeros(spec.shape, spec.dtype)
+    node = saveable
+    for name in names:
+        node = node[name]
+    return node
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tagged:
+    """A leaf of the abstract state that remembers where it lives (not a pytree node: a leaf)."""
+
+    names: tuple[str, ...]
+    spec: Any
+
+
+def _short(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    text = text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS] + " ..."
+    return f"{type(error).__name__}: {text}"
+
+
+class _DependencyLogs:
+    """Sends the dependency loggers to a file for as long as it is open."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handler = logging.FileHandler(path, delay=True)
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        self._saved = []
+        for name in DEPENDENCY_LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, logger.handlers[:], logger.propagate))
+            logger.handlers, logger.propagate = [self._handler], False
+
+    def close(self) -> None:
+        for logger, handlers, propagate in self._saved:
+            logger.handlers, logger.propagate = handlers, propagate
+        self._handler.close()
 
 
 class Checkpointer:
     def __init__(self, directory: Path, keep: int = 3):
         self.directory = Path(directory).resolve()
-        self._latest = ocp.CheckpointManager(
-            self.directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
-        self._best = ocp.CheckpointManager(
-            self.directory / "best", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True))
+        self._logs = _DependencyLogs(self.directory / LOG_NAME)
+        self._latest = self._manager("latest", keep)
+        self._best = self._manager("best", 1)
+
+    def _manager(self, name: str, keep: int) -> ocp.CheckpointManager:
+        # Synchronous: the loop donates the state to its next device call, so a write still reading the
+        # arrays in the background would read reused buffers (on the CPU they are the host arrays
+        # themselves), and a host copy for it would double the memory of a large replay buffer.
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+        return ocp.CheckpointManager(self.directory / name, options=options)
 
     @staticmethod
     def _save_args(state: Any, meta: dict):
-        return ocp.args.Composite(state=ocp.args.StandardSave(to_saveable(state)),
-                                  meta=ocp.args.JsonSave(meta))
+        # PyTreeSave, not StandardSave: restoring a part needs PyTreeRestore, and one manager serves one
+        # handler per item. The files are the same (checkpoints written with StandardSave restore).
+        return ocp.args.Composite(state=ocp.args.PyTreeSave(to_saveable(state)), meta=ocp.args.JsonSave(meta))
 
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Periodic or final checkpoint at `step` (the number of device calls done)."""
@@ -90,7 +149,16 @@ class Checkpointer:
         return self._latest.latest_step()
 
     def _meta(self, manager: ocp.CheckpointManager, step: int) -> dict:
-        return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        try:
+            return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as error:  # orbax raises many types; all mean "unreadable"
+            raise self._unreadable(manager, step, error) from None
+
+    def _unreadable(self, manager: ocp.CheckpointManager, step: int, error: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {manager.directory / str(step)} could not be read ({_short(error)}; the whole report "
+            f"is in {self.directory / LOG_NAME}). It may be damaged or from a run with a different config; "
+            f"delete it to fall back to an older one, or start a new run.")
 
     def _at_steps(self, steps: int) -> tuple[ocp.CheckpointManager, int]:
         """The manager and step of the kept checkpoint taken at `steps` env steps (gradient steps for
@@ -108,29 +176,83 @@ class Checkpointer:
                                   f"available ({unit}): {available}")
         return kept[steps]
 
+    def _chosen(self, which: str | int) -> tuple[ocp.CheckpointManager, int]:
+        if isinstance(which, int):
+            return self._at_steps(which)
+        manager = {"latest": self._latest, "best": self._best}[which]
+        step = manager.latest_step()  # `best` keeps one: the newest is the best
+        if step is None:
+            raise CheckpointError(f"no {which} checkpoint under {self.directory}")
+        return manager, step
+
+    def _read(self, manager: ocp.CheckpointManager, step: int, target: dict, partial: bool) -> tuple[dict, dict]:
+        """(saveable dict shaped like `target`, meta) of one checkpoint; CheckpointError if unreadable."""
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        restore_args = jax.tree.map(lambda spec: ocp.ArrayRestoreArgs(dtype=spec.dtype, sharding=device), target)
+        try:
+            restored = manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=partial),
+                meta=ocp.args.JsonRestore()))
+        except Exception as error:  # orbax raises many types; all mean "unreadable"
+            raise self._unreadable(manager, step, error) from None
+        return restored["state"], restored["meta"]
+
     def restore(self, abstract_state: Any, which: str | int = "latest") -> tuple[Any, dict]:
         """(state, meta) of the newest `latest` checkpoint, of the `best` one, or of the one
         taken at `which` env steps (gradient steps for offline learners)."""
-        if isinstance(which, int):
-            manager, step = self._at_steps(which)
-        else:
-            manager = {"latest": self._latest, "best": self._best}[which]
-            step = manager.latest_step()  # `best` keeps one: the newest is the best
-        if step is None:
-            raise CheckpointError(f"no {which} checkpoint under {self.directory}")
-        try:
-            restored = manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(to_saveable(abstract_state)), meta=ocp.args.JsonRestore()))
-        except Exception as error:  # orbax raises many types; all mean "unreadable"
-            raise CheckpointError(
-                f"checkpoint {manager.directory / str(step)} could not be read ({type(error).__name__}: "
-                f"{error}). It may be damaged or from a run with a different config; delete it to fall "
-                f"back to an older one, or start a new run.") from error
-        return from_saveable(restored["state"], abstract_state), restored["meta"]
+        manager, step = self._chosen(which)
+        saveable, meta = self._read(manager, step, to_saveable(abstract_state), partial=False)
+        return from_saveable(saveable, abstract_state), meta
+
+    def restore_part(self, abstract_state: Any, part: Callable[[Any], Any],
+                     which: str | int = "latest") -> tuple[Any, dict]:
+        """(part(state), meta) of a checkpoint, reading only the leaves `part` picks.
+
+        `part` only selects: it takes a state (its leaves stand-ins) and returns
+        a pytree of some of its leaves, e.g. an algorithm's `policy_params`.
+        """
+        tagged = jax.tree_util.tree_map_with_path(
+            lambda path, spec: _Tagged(tuple(_path_names(path)), spec), abstract_state)
+        picked = part(tagged)
+        target: dict = {}
+        for leaf in jax.tree.leaves(picked):
+            if leaf.spec.size:
+                node = target
+                for name in leaf.names[:-1]:
+                    node = node.setdefault(name, {})
+                node[leaf.names[-1]] = leaf.spec
+        manager, step = self._chosen(which)
+        saveable, meta = self._read(manager, step, target, partial=True) if target else ({}, None)
+        if meta is None:
+            meta = self._meta(manager, step)
+        return jax.tree.map(lambda leaf: _lookup(saveable, list(leaf.names), leaf.spec), picked), meta
+
+    def restore_newest_readable(self, abstract_state: Any, warn: Callable[[str], None]) -> tuple[Any, dict]:
+        """(state, meta) of the newest `latest` checkpoint that reads, for resuming a run.
+
+        A newer one that does not read (a run killed mid-write by a full disk, a
+        damaged file) is moved to checkpoints/damaged/ with a warning, so the run
+        goes on from the last good one and writes that step afresh.
+        """
+        for step in sorted(self._latest.all_steps(), reverse=True):
+            try:
+                saveable, meta = self._read(self._latest, step, to_saveable(abstract_state), partial=False)
+            except CheckpointError as error:
+                moved = self.directory / DAMAGED_DIR / f"latest-{step}"
+                moved.parent.mkdir(exist_ok=True)
+                shutil.move(str(self._latest.directory / str(step)), str(moved))
+                self._latest.reload()
+                warn(f"{error} Moved it to {moved}; resuming from the checkpoint before it.")
+                continue
+            return from_saveable(saveable, abstract_state), meta
+        raise CheckpointError(f"no readable checkpoint under {self._latest.directory}; start a new run")
 
     def close(self) -> None:
         """Wait for background writes to finish."""
-        self._latest.wait_until_finished()
-        self._best.wait_until_finished()
-        self._latest.close()
-        self._best.close()
+        try:
+            self._latest.wait_until_finished()
+            self._best.wait_until_finished()
+            self._latest.close()
+            self._best.close()
+        finally:
+            self._logs.close()

@@ -218,7 +218,7 @@ def _eval(args: argparse.Namespace, console) -> int:
     run = restore_run(args.run_dir, args.checkpoint)
     cfg = run.cfg
     evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
-    results = evaluate(run.algo.policy_params(run.state), jax.random.PRNGKey(args.seed))
+    results = evaluate(run.params, jax.random.PRNGKey(args.seed))
     results = add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
     console.print(f"{cfg.env_name} / {cfg.algo_name}, {args.checkpoint} checkpoint at "
                   f"{run.steps_text}, {args.episodes} episodes:")
@@ -362,7 +362,7 @@ def _compare(args: argparse.Namespace, console) -> int:
         policy.check_env(run.train_env.unwrapped, run.cfg.env_name)
         console.print(f"{run.cfg.env_name}: {args.episodes} episodes in MJX (JAX policy) and in plain MuJoCo "
                       f"(ONNX policy), {args.checkpoint} checkpoint at {run.steps_text}")
-        result = compare(run.algo, run.algo.policy_params(run.state), run.cfg.env_name, run.cfg.env, policy,
+        result = compare(run.algo, run.params, run.cfg.env_name, run.cfg.env, policy,
                          args.episodes, args.seed)
     for i, (mjx, plain) in enumerate(zip(result.mjx_returns, result.plain_returns, strict=True)):
         console.print(f"  episode {i + 1}: return MJX {mjx:10.3f}   plain MuJoCo {plain:10.3f}")
@@ -387,7 +387,7 @@ def _collection_policy(args: argparse.Namespace):
         except (UnknownEnvError, NoExpertError) as error:
             raise ConfigError(str(error)) from None
     run = restore_run(Path(args.policy), "best", env_name=args.env)
-    params = run.algo.policy_params(run.state)
+    params = run.params
     return (run.train_env.unwrapped, lambda obs, key: run.algo.policy(params, obs),
             f"{run.cfg.algo_name} policy of {args.policy} at {run.steps_text}")
 
@@ -428,7 +428,7 @@ def _collect(args: argparse.Namespace, console) -> int:
     from jaxrl import config, runtime
     from jaxrl.data.collect import collect
     from jaxrl.data.writer import DemoWriter
-    from jaxrl.train import sigterm_as_interrupt
+    from jaxrl.signals import sigterm_as_interrupt
 
     if args.episodes < 1 or (args.num_envs is not None and args.num_envs < 1):
         raise config.ConfigError("--episodes and --num-envs must be >= 1")

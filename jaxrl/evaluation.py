@@ -27,29 +27,31 @@ def policy_with_memory(algo):
 
 
 def make_evaluator(eval_env, algo, num_envs: int, episode_length: int):
-    """jit-compiled (policy_params, key) -> per-episode means of the policy.
+    """jit-compiled (policy_params, key) -> per-episode means of the deterministic policy.
 
-    `eval_env` runs one episode per env (envs_mjx.wrap_for_eval), all started
-    together, so a policy's memory starts at the first step for all of them; an
-    episode's metrics count once, on the step it ends.
+    The policy is the one `jaxrl export` ships: `act` without a key (a diffusion
+    policy samples its chunks from the fixed noise the ONNX file holds). The key
+    draws the episodes' starts. `eval_env` runs one episode per env
+    (envs_mjx.wrap_for_eval), all started together, so a policy's memory starts at
+    the first step for all of them; an episode's metrics count once, on the step
+    it ends (selected, not multiplied by a mask: NaN * 0 is NaN).
     """
     initial_memory, act = policy_with_memory(algo)
 
     def evaluate(params, key):
-        key_reset, key_act = jax.random.split(key)
-        state = eval_env.reset(jax.random.split(key_reset, num_envs))
+        state = eval_env.reset(jax.random.split(key, num_envs))
         totals = jax.tree.map(jnp.zeros_like, state.info["episode_metrics"])
 
-        def step(carry, t):
+        def step(carry, _):
             state, memory, active, totals = carry
-            action, memory = act(params, state.obs, memory, jax.random.fold_in(key_act, t))
+            action, memory = act(params, state.obs, memory, None)
             state = eval_env.step(state, action)
-            ended = active * state.done
-            totals = jax.tree.map(lambda t, m: t + ended * m, totals, state.info["episode_metrics"])
-            return (state, memory, active * (1.0 - state.done), totals), None
+            ended = active & (state.done > 0)
+            totals = jax.tree.map(lambda t, m: t + jnp.where(ended, m, 0.0), totals, state.info["episode_metrics"])
+            return (state, memory, active & ~ended, totals), None
 
-        carry = (state, initial_memory(params, state.obs), jnp.ones(num_envs), totals)
-        (_, _, _, totals), _ = jax.lax.scan(step, carry, jnp.arange(episode_length))
+        carry = (state, initial_memory(params, state.obs), jnp.ones(num_envs, bool), totals)
+        (_, _, _, totals), _ = jax.lax.scan(step, carry, None, length=episode_length)
         return {f"eval/episode_{k}" if k in ("return", "length") else f"eval/{k}": jnp.mean(v)
                 for k, v in totals.items()}
 

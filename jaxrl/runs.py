@@ -13,13 +13,15 @@ from jaxrl.train import learner_env, make_envs
 
 
 class Run(NamedTuple):
-    """A trained run restored from its directory."""
+    """A trained run restored from its directory: what evaluating, exporting or collecting with its policy
+    needs, and not the rest of its TrainState (a replay buffer can be gigabytes)."""
 
     cfg: Any  # config.RunConfig
     algo: Any  # the algorithm's module
     train_env: Any
     eval_env: Any
-    state: Any  # the algorithm's TrainState
+    params: Any  # the checkpoint's policy parameters: algo.policy_params of its TrainState
+    observations: Any  # the training envs' last observations [num_envs, ...]; None for offline learners
     meta: dict  # the checkpoint's bookkeeping (env_steps or grad_steps, call ...)
 
     @property
@@ -33,9 +35,22 @@ class Run(NamedTuple):
         return f"{self.steps:,} {'gradient' if 'grad_steps' in self.meta else 'env'} steps"
 
 
+def policy_part(algo):
+    """state -> (policy parameters, the training envs' last observations or None): what a Run holds.
+
+    algo.policy_params only selects fields of the state (the contract), so the
+    checkpoint's other leaves are never read.
+    """
+    def part(state):
+        env_state = getattr(state, "env_state", None)
+        return algo.policy_params(state), None if env_state is None else env_state.obs
+
+    return part
+
+
 def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None) -> Run:
-    """RUN_DIR's config, envs and `checkpoint` ("best", "latest" or env steps); `env_name`: the env
-    it must be of."""
+    """RUN_DIR's config, envs and the policy of `checkpoint` ("best", "latest" or steps in the run's
+    unit); `env_name`: the env it must be of."""
     path = run_dir / "config.yaml"
     if not path.exists():
         raise config.ConfigError(f"{run_dir} is not a run directory (no config.yaml in it)")
@@ -52,7 +67,7 @@ def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = Non
                               jax.random.PRNGKey(0), demos)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
-        state, meta = checkpointer.restore(abstract, checkpoint)
+        (params, observations), meta = checkpointer.restore_part(abstract, policy_part(algo), checkpoint)
     finally:
         checkpointer.close()
-    return Run(cfg, algo, train_env, eval_env, state, meta)
+    return Run(cfg, algo, train_env, eval_env, params, observations, meta)

@@ -1,8 +1,9 @@
 """The one outer loop every algorithm shares.
 
-It compiles `iterations_per_call` training iterations into one device call and
-around those calls it evaluates, logs, checkpoints, resumes and guards against
-divergence. Algorithms stay pure (see jaxrl.algos) and never open a file.
+It compiles `iterations_per_call` training iterations into one device call
+(jaxrl.device_call: the state donated, divergence caught on the device) and
+around those calls it evaluates, logs, checkpoints, resumes and records videos.
+Algorithms stay pure (see jaxrl.algos) and never open a file.
 
 Algorithms report completed episodes as metrics "episode_sum/<name>" (sums
 over the episodes that ended) and "episode_count"; the loop turns them into
@@ -13,29 +14,33 @@ env: the loop loads them once (algo.load_data) and hands them to every
 compiled call as an argument, never as a constant baked into the program. Their
 progress is counted in gradient steps ("grad_steps" in the log) and each
 evaluation adds the learner's validation metrics.
+
+Stopping: Ctrl-C or SIGTERM stops the run once the call in progress is
+recorded (its evaluation, checkpoint, video and log line), with a checkpoint
+there; resumed, the run gives the unbroken run's records. A second signal stops
+at once, and the run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import math
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 
 import envs_mjx
 from jaxrl import algos, config
 from jaxrl.checkpoint import Checkpointer
+from jaxrl.device_call import make_device_call, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator
 from jaxrl.logger import RunLogger
+from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
 
 # Independent key streams: evaluating or recording videos never shifts training.
@@ -62,10 +67,16 @@ def default_run_dir(cfg: config.RunConfig) -> Path:
 
 
 def make_envs(cfg: config.RunConfig):
-    """(training env: batched and self-resetting, evaluation env: one episode per env)."""
-    env = envs_mjx.make(cfg.env_name, cfg.env)
-    episode_length = cfg.env.episode_length
-    return envs_mjx.wrap_for_training(env, episode_length), envs_mjx.wrap_for_eval(env, episode_length)
+    """(training env: batched and self-resetting, evaluation env: one episode per env).
+
+    A setting the env or its wrappers refuse is a ConfigError, like any other bad setting.
+    """
+    try:
+        env = envs_mjx.make(cfg.env_name, cfg.env)
+        episode_length = cfg.env.episode_length
+        return envs_mjx.wrap_for_training(env, episode_length), envs_mjx.wrap_for_eval(env, episode_length)
+    except ValueError as error:
+        raise config.ConfigError(f"env: {error}") from None
 
 
 def learner_env(algo, train_env, eval_env):
@@ -88,36 +99,6 @@ def summarize_call(stacked: dict) -> dict:
     return record
 
 
-def find_non_finite(record: dict, params) -> str | None:
-    """The first non-finite metric or parameter, by name; None when all are finite."""
-    for key, value in record.items():
-        if not math.isfinite(value):
-            return f"metric {key} = {value}"
-    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    finite = jax.device_get([jnp.all(jnp.isfinite(leaf)) for _, leaf in leaves])
-    for (path, _), ok in zip(leaves, finite, strict=True):
-        if not ok:
-            return f"parameter {jax.tree_util.keystr(path)}"
-    return None
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """A scheduler's SIGTERM stops the work the way Ctrl-C does (a run checkpoints, then exits)."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
     """The record's rank under `keys`: compared in order, larger is better, "-name" ranks by -name.
 
@@ -128,9 +109,175 @@ def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
                  for k in keys if k.lstrip("-") in record)
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When the loop does what, counted in device calls; `unit` and `step_key` name its progress count."""
+
+    steps_per_iteration: int
+    iterations_per_call: int
+    total_calls: int
+    eval_calls: int
+    checkpoint_calls: int
+    video_calls: int  # 0: no videos
+    unit: str  # "env steps", or "gradient steps" for offline learners
+    step_key: str  # the count's key in records and checkpoint metadata
+
+    @classmethod
+    def of(cls, algo, cfg: config.RunConfig) -> Schedule:
+        tc, offline = cfg.train, algos.is_offline(algo)
+        per_call = algo.steps_per_iteration(cfg.algo) * tc.iterations_per_call
+        calls = lambda steps: max(1, round(steps / per_call))  # noqa: E731
+        return cls(algo.steps_per_iteration(cfg.algo), tc.iterations_per_call,
+                   max(1, math.ceil(tc.num_timesteps / per_call)), calls(tc.eval_every),
+                   calls(tc.checkpoint_every), calls(tc.video_every) if tc.video_every else 0,
+                   "gradient steps" if offline else "env steps", "grad_steps" if offline else "env_steps")
+
+    @property
+    def steps_per_call(self) -> int:
+        return self.steps_per_iteration * self.iterations_per_call
+
+    def steps(self, call: int) -> int:
+        return call * self.steps_per_call
+
+    def due(self, call: int, every: int) -> bool:
+        """Whether something done every `every` calls (and at the end) is due after `call`."""
+        return every > 0 and (call % every == 0 or call == self.total_calls)
+
+
+def check_resume_keeps_step_accounting(algo, saved: config.RunConfig, cfg: config.RunConfig) -> None:
+    """ConfigError when `cfg` changes how many steps an iteration or a call of the run `saved` takes:
+    the restored call count would then miscount the steps trained and the schedule."""
+    def accounting(c):
+        return algo.steps_per_iteration(c.algo), c.train.iterations_per_call
+
+    if accounting(saved) == accounting(cfg):
+        return
+    changed = [f"train.iterations_per_call ({saved.train.iterations_per_call} -> {cfg.train.iterations_per_call})"
+               ] if saved.train.iterations_per_call != cfg.train.iterations_per_call else []
+    for field in dataclasses.fields(cfg.algo):
+        old, new = getattr(saved.algo, field.name), getattr(cfg.algo, field.name)
+        alone = dataclasses.replace(saved.algo, **{field.name: new})
+        if old != new and algo.steps_per_iteration(alone) != algo.steps_per_iteration(saved.algo):
+            changed.append(f"algo.{field.name} ({old} -> {new})")
+    raise config.ConfigError(
+        f"a resumed run keeps its step accounting, and {', '.join(changed)} would change it (steps per "
+        f"iteration x iterations per call: {' x '.join(map(str, accounting(saved)))} -> "
+        f"{' x '.join(map(str, accounting(cfg)))}). Resume without changing them, or start a new run.")
+
+
+class _Loop:
+    """One run's loop: its compiled programs, state, logger and checkpoints; `train` drives it."""
+
+    def __init__(self, cfg: config.RunConfig, algo, schedule: Schedule, run_dir: Path, console: Console,
+                 on_record: Callable[[dict], None] | None):
+        self.cfg, self.algo, self.schedule, self.run_dir, self.console = cfg, algo, schedule, run_dir, console
+        self.on_record = on_record
+        self.best_by = getattr(algo, "BEST_BY", algos.BEST_BY)
+        self.best, self.best_call, self.published_call, self.last_eval = None, 0, 0, {}
+        seed = jax.random.PRNGKey(cfg.train.seed)
+        self.key_init, self.key_eval, self.key_video = (
+            jax.random.fold_in(seed, stream) for stream in (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO))
+        self.stop = StopRequests()
+        # Set as the run gets there: the state (init or restore), checkpoints, compiled programs, the log.
+        self.demos = self.state = self.checkpointer = self.logger = None
+        self.run_call = self.evaluate = self.validate = self.videos = None
+        self.started = time.monotonic()
+
+    def meta(self, call: int) -> dict:
+        return {"call": call, self.schedule.step_key: self.schedule.steps(call), "best_score": self.best,
+                "best_call": self.best_call, "best_by": list(self.best_by),
+                "steps_per_iteration": self.schedule.steps_per_iteration,
+                "iterations_per_call": self.schedule.iterations_per_call}
+
+    def restore(self, checkpointer: Checkpointer, abstract_state) -> int:
+        """Resume from the newest readable checkpoint; the device calls it had done."""
+        self.state, meta = checkpointer.restore_newest_readable(
+            abstract_state, lambda text: self.console.print(f"[yellow]warning:[/yellow] {text}"))
+        self.best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
+        self.best_call, self.published_call = meta.get("best_call", 0), meta["call"]
+        return meta["call"]
+
+    def compile(self, train_env, eval_env, source, demos) -> float:
+        """Compile every program the loop runs; the seconds it took."""
+        algo, cfg, tc = self.algo, self.cfg, self.cfg.train
+        started = time.monotonic()
+        params = algo.policy_params(self.state)
+        self.run_call = make_device_call(algo, source, cfg.algo, tc.iterations_per_call).lower(
+            self.state, demos).compile()
+        self.evaluate = make_evaluator(eval_env, algo, tc.num_eval_envs, cfg.env.episode_length).lower(
+            params, self.key_eval).compile()
+        self.validate = (jax.jit(lambda state, demos: algo.validation_metrics(state, cfg.algo, demos))
+                         .lower(self.state, demos).compile() if algos.is_offline(algo) else None)
+        self.videos = (TrainingVideos(eval_env.unwrapped, algo.policy, params, self.key_video, tc.video_steps,
+                                      self.run_dir / "videos", self.console) if tc.video_every else None)
+        return time.monotonic() - started
+
+    def run_eval(self, call: int, record: dict) -> None:
+        """Evaluate the state, add the results to `record`, keep a best checkpoint."""
+        params = self.algo.policy_params(self.state)
+        results = {k: float(v) for k, v in self.evaluate(params, jax.random.fold_in(self.key_eval, call)).items()}
+        if self.validate is not None:
+            results.update({k: float(v) for k, v in self.validate(self.state, self.demos).items()})
+        results = add_success_interval(results, self.cfg.train.num_eval_envs)
+        record.update(results)
+        self.last_eval = results
+        score = best_score(results, self.best_by)
+        if self.best is None or score > self.best:
+            self.best, self.best_call = score, call
+            self.checkpointer.save_best(call, self.state, self.meta(call))
+
+    def publish(self, record: dict) -> None:
+        self.logger.log(record)
+        self.published_call = record["call"]
+        if self.on_record is not None:
+            try:
+                self.on_record(record)
+            except KeyboardInterrupt:  # a progress hook stops the run the way Ctrl-C does
+                self.stop.request()
+
+    def one_call(self, call: int) -> float:
+        """Run device call `call` and everything due after it; its seconds on the device."""
+        schedule, unit = self.schedule, self.schedule.unit
+        started = time.monotonic()
+        self.state, rows, report = self.run_call(self.state, self.demos)
+        rows, report = jax.device_get((rows, report))
+        if not report.finite:  # the call handed back the state it started from
+            self.checkpointer.save(call - 1, self.state, self.meta(call - 1))
+            diverged_at = schedule.steps(call - 1) + int(report.iterations) * schedule.steps_per_iteration
+            raise TrainingDiverged(
+                f"training diverged at {diverged_at:,} {unit}: {non_finite_culprit(rows, report, self.state.params)} "
+                f"is not finite. The last good state is checkpointed at {schedule.steps(call - 1):,} {unit}. "
+                f"Try a lower learning_rate, a smaller reward_scaling or max_grad_norm.")
+        seconds = time.monotonic() - started
+        record = summarize_call(rows)
+        record.update({"call": call, schedule.step_key: schedule.steps(call),
+                       "time/sps": schedule.steps_per_call / seconds,
+                       "time/elapsed": time.monotonic() - self.started})
+        if schedule.due(call, schedule.eval_calls):
+            self.run_eval(call, record)
+        if schedule.due(call, schedule.checkpoint_calls):
+            self.checkpointer.save(call, self.state, self.meta(call))
+        if self.videos is not None and schedule.due(call, schedule.video_calls):
+            self.videos.record(self.algo.policy_params(self.state), jax.random.fold_in(self.key_video, call),
+                               schedule.steps(call), self.logger)
+        self.publish(record)
+        return seconds
+
+
+def _prepare(cfg: config.RunConfig):
+    """(cfg with what the data decided, algo, training env, eval env, the learner's env, demos or None)."""
+    algo = algos.get(cfg.algo_name)
+    train_env, eval_env = make_envs(cfg)
+    demos = None
+    if algos.is_offline(algo):  # read before any file is made: a dataset the loader refuses leaves no run behind
+        demos = algo.load_data(cfg.algo, eval_env)
+        cfg = dataclasses.replace(cfg, algo=algo.resolved_config(cfg.algo, demos))
+    return cfg, algo, train_env, eval_env, learner_env(algo, train_env, eval_env), demos
+
+
 def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
           on_record: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train per `cfg` into `run_dir`; with `resume`, continue from its latest checkpoint.
+    """Train per `cfg` into `run_dir`; with `resume`, continue from its newest readable checkpoint.
 
     `on_record(record)` sees every logged record (a progress hook); raising
     KeyboardInterrupt from it stops the run like Ctrl-C does.
@@ -141,142 +288,77 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         raise config.ConfigError(
             f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
             f"choose another run_dir")
-    algo = algos.get(cfg.algo_name)
-    offline = algos.is_offline(algo)
-    unit = "gradient steps" if offline else "env steps"
-    step_key = "grad_steps" if offline else "env_steps"
-    best_by = getattr(algo, "BEST_BY", algos.BEST_BY)
-    tc = cfg.train
-    train_env, eval_env = make_envs(cfg)
-    demos = None
-    if offline:  # read before any file is made: a dataset the loader refuses leaves no run behind
-        demos = algo.load_data(cfg.algo, eval_env)
-        cfg = dataclasses.replace(cfg, algo=algo.resolved_config(cfg.algo, demos))
-    source = learner_env(algo, train_env, eval_env)
-
-    steps_per_call = algo.steps_per_iteration(cfg.algo) * tc.iterations_per_call
-    total_calls = max(1, math.ceil(tc.num_timesteps / steps_per_call))
-    eval_calls = max(1, round(tc.eval_every / steps_per_call))
-    checkpoint_calls = max(1, round(tc.checkpoint_every / steps_per_call))
-    video_calls = max(1, round(tc.video_every / steps_per_call))
-
-    key_init = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_INIT)
-    key_eval = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_EVAL)
-    key_video = jax.random.fold_in(jax.random.PRNGKey(tc.seed), SEED_STREAM_VIDEO)
-    init = jax.jit(lambda key, demos: algo.init(key, source, cfg.algo, *algos.data_args(demos)))
-
-    if not resume:
-        state = init(key_init, demos)  # before any file is made: a setting init refuses leaves no run behind
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=tc.keep_checkpoints)
-    start_call, best, best_call = 0, None, 0
+    cfg, algo, train_env, eval_env, source, demos = _prepare(cfg)
+    schedule = Schedule.of(algo, cfg)
     if resume:
-        state, meta = checkpointer.restore(jax.eval_shape(init, key_init, demos))
-        start_call = meta["call"]
-        best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
-        best_call = meta.get("best_call", 0)
-        if start_call >= total_calls:
-            checkpointer.close()
-            raise config.ConfigError(
-                f"{run_dir} is already trained to {start_call * steps_per_call:,} {unit}; to train "
-                f"longer, resume with a larger train.num_timesteps=N")
-        console.print(f"resuming from checkpoint at {start_call * steps_per_call:,} {unit}")
-    config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
-
-    def run_iterations(state, demos):
-        return jax.lax.scan(lambda s, _: algo.train_step(s, source, cfg.algo, *algos.data_args(demos)),
-                            state, None, length=tc.iterations_per_call)
-
-    evaluate = make_evaluator(eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-    started = time.monotonic()
-    run_call = jax.jit(run_iterations).lower(state, demos).compile()
-    evaluate = evaluate.lower(algo.policy_params(state), key_eval).compile()
-    validate = (jax.jit(lambda state, demos: algo.validation_metrics(state, cfg.algo, demos))
-                .lower(state, demos).compile() if offline else None)
-    videos = TrainingVideos(eval_env.unwrapped, algo.policy, algo.policy_params(state), key_video,
-                            tc.video_steps, run_dir / "videos", console) if tc.video_every else None
-    compile_seconds = time.monotonic() - started
-    console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
-                  f"{algo.steps_per_iteration(cfg.algo):,} {unit} per device call, "
-                  f"{total_calls - start_call} calls to go")
-
-    logger = RunLogger(run_dir, total_calls * steps_per_call, start_call * steps_per_call,
-                       start_call if resume else None, tc.tensorboard, console, step_key=step_key)
-
-    def meta(call):
-        return {"call": call, step_key: call * steps_per_call, "best_score": best, "best_call": best_call,
-                "best_by": list(best_by)}
-
-    def publish(record):
-        logger.log(record)
-        if on_record is not None:
-            on_record(record)
-
-    def run_eval(call, record) -> dict:
-        """Evaluate `state`, add the results to `record`, keep a best checkpoint; the results."""
-        nonlocal best, best_call
-        results = {k: float(v) for k, v in evaluate(algo.policy_params(state),
-                                                      jax.random.fold_in(key_eval, call)).items()}
-        if validate is not None:
-            results.update({k: float(v) for k, v in validate(state, demos).items()})
-        results = add_success_interval(results, tc.num_eval_envs)
-        record.update(results)
-        score = best_score(results, best_by)
-        if best is None or score > best:
-            best, best_call = score, call
-            checkpointer.save_best(call, state, meta(call))
-        return results
-
-    status, last_eval, run_seconds = "finished", {}, 0.0
+        check_resume_keeps_step_accounting(algo, config.load_saved(run_dir / "config.yaml"), cfg)
+    loop = _Loop(cfg, algo, schedule, run_dir, console, on_record)
+    loop.demos = demos
+    init = jax.jit(lambda key, demos: algo.init(key, source, cfg.algo, *algos.data_args(demos)))
+    if not resume:
+        loop.state = init(loop.key_init, demos)  # before any file is made: a setting init refuses leaves no run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop.checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.train.keep_checkpoints)
     try:
-        with sigterm_as_interrupt():
-            if not resume:
-                record = {"call": 0, step_key: 0}
-                last_eval = run_eval(0, record)
-                publish(record)
-            for call in range(start_call + 1, total_calls + 1):
-                call_started = time.monotonic()
-                new_state, stacked = run_call(state, demos)
-                record = summarize_call(jax.device_get(stacked))
-                problem = find_non_finite(record, new_state.params)
-                if problem is not None:
-                    checkpointer.save(call - 1, state, meta(call - 1))
-                    raise TrainingDiverged(
-                        f"training diverged at {call * steps_per_call:,} {unit}: {problem} is not "
-                        f"finite. The last good state is checkpointed at "
-                        f"{(call - 1) * steps_per_call:,} {unit}. Try a lower learning_rate, a smaller "
-                        f"reward_scaling or max_grad_norm.")
-                state = new_state
-                call_seconds = time.monotonic() - call_started
-                run_seconds += call_seconds
-                record.update({"call": call, step_key: call * steps_per_call,
-                               "time/sps": steps_per_call / call_seconds,
-                               "time/elapsed": time.monotonic() - started})
-                if call % eval_calls == 0 or call == total_calls:
-                    last_eval = run_eval(call, record)
-                if call % checkpoint_calls == 0 or call == total_calls:
-                    checkpointer.save(call, state, meta(call))
-                if videos is not None and (call % video_calls == 0 or call == total_calls):
-                    videos.record(algo.policy_params(state), jax.random.fold_in(key_video, call),
-                                  call * steps_per_call, logger)
-                publish(record)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        done_call = int(state.iteration) // tc.iterations_per_call
-        checkpointer.save(done_call, state, meta(done_call))
-        logger.message(f"interrupted: checkpoint saved at {done_call * steps_per_call:,} {unit}; "
-                       f"continue with `jaxrl train --resume {run_dir}`")
-    finally:
-        checkpointer.close()
-        logger.close()
+        start_call = loop.restore(loop.checkpointer, jax.eval_shape(init, loop.key_init, demos)) if resume else 0
+    except BaseException:
+        loop.checkpointer.close()
+        raise
+    if start_call >= schedule.total_calls:
+        loop.checkpointer.close()
+        raise config.ConfigError(
+            f"{run_dir} is already trained to {schedule.steps(start_call):,} {schedule.unit}; to train "
+            f"longer, resume with a larger train.num_timesteps=N")
+    if resume:
+        console.print(f"resuming from checkpoint at {schedule.steps(start_call):,} {schedule.unit}")
+    config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
+    return _run(loop, train_env, eval_env, source, start_call, resume)
 
-    steps = int(state.iteration) // tc.iterations_per_call * steps_per_call
+
+def _run(loop: _Loop, train_env, eval_env, source, start_call: int, resume: bool) -> TrainResult:
+    """Compile, then run the calls after `start_call`; the checkpointer is closed at the end."""
+    schedule, console, tc = loop.schedule, loop.console, loop.cfg.train
+    status, run_seconds, compile_seconds = "finished", 0.0, 0.0
+    try:
+        loop.started = time.monotonic()
+        compile_seconds = loop.compile(train_env, eval_env, source, loop.demos)
+        console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
+                      f"{schedule.steps_per_iteration:,} {schedule.unit} per device call, "
+                      f"{schedule.total_calls - start_call} calls to go")
+        loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls), schedule.steps(start_call),
+                                start_call if resume else None, tc.tensorboard, console,
+                                step_key=schedule.step_key)
+        with loop.stop:
+            if not resume:
+                record = {"call": 0, schedule.step_key: 0}
+                loop.run_eval(0, record)
+                loop.publish(record)
+            for call in range(start_call + 1, schedule.total_calls + 1):
+                if loop.stop.requested:
+                    break
+                run_seconds += loop.one_call(call)
+        if loop.stop.requested and loop.published_call < schedule.total_calls:
+            status = "interrupted"
+            loop.checkpointer.save(loop.published_call, loop.state, loop.meta(loop.published_call))
+            loop.logger.message(f"interrupted: checkpoint saved at {schedule.steps(loop.published_call):,} "
+                                f"{schedule.unit}; continue with `jaxrl train --resume {loop.run_dir}`")
+    except KeyboardInterrupt:  # a second signal: stop at once, the last checkpoint stands
+        status = "interrupted"
+        kept = loop.checkpointer.latest_step() or 0
+        console.print(f"stopped at once: `jaxrl train --resume {loop.run_dir}` continues from the last "
+                      f"checkpoint, at {schedule.steps(kept):,} {schedule.unit}")
+    finally:
+        loop.checkpointer.close()
+        if loop.logger is not None:
+            loop.logger.close()
+
+    steps = schedule.steps(loop.published_call)
     if status == "finished":
-        sps = (steps - start_call * steps_per_call) / max(run_seconds, 1e-9)
-        shown = next((k for k in best_by if k in last_eval), "eval/episode_return")
-        console.print(f"finished {steps:,} {unit}: training {run_seconds:.1f} s ({sps:,.0f} steps/s) "
+        sps = (steps - schedule.steps(start_call)) / max(run_seconds, 1e-9)
+        shown = next((k for k in loop.best_by if k in loop.last_eval), "eval/episode_return")
+        console.print(f"finished {steps:,} {schedule.unit}: training {run_seconds:.1f} s ({sps:,.0f} steps/s) "
                       f"+ compile {compile_seconds:.1f} s; final {shown} "
-                      f"{last_eval.get(shown, math.nan):.3g}; best checkpoint at "
-                      f"{best_call * steps_per_call:,} {unit}")
-    console.print(f"run directory: {run_dir}")
-    return TrainResult(run_dir, status, steps, last_eval, compile_seconds, run_seconds)
+                      f"{loop.last_eval.get(shown, math.nan):.3g}; best checkpoint at "
+                      f"{schedule.steps(loop.best_call):,} {schedule.unit}")
+    console.print(f"run directory: {loop.run_dir}")
+    return TrainResult(loop.run_dir, status, steps, loop.last_eval, compile_seconds, run_seconds)

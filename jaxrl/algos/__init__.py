@@ -5,7 +5,8 @@
   steps_per_iteration(cfg) -> int         env steps one train_step consumes
   init(key, env, cfg) -> TrainState       env is the batched training env
   train_step(state, env, cfg) -> (state, metrics)     pure; jit-compiled once
-  policy_params(state) -> params          what `policy` and export need
+  policy_params(state) -> params          what `policy` and export need; it only selects fields of the
+                                          state (a restore reads just those from a checkpoint)
   policy(params, obs, key=None) -> action deterministic without a key
   export_policy(params) -> fn             fn(x[B, n]) -> action[B, a] in [-1, 1]: the deterministic
                                           policy of the flat vector the actor reads (env.state_layout),

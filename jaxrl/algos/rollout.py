@@ -37,7 +37,8 @@ def unroll(env, env_state, act: Callable, key: jax.Array, length: int):
         action, extras = act(env_state.obs, key_step)
         next_state = env.step(env_state, action)
         done = next_state.done
-        episode_sums = jax.tree.map(lambda total, x: total + jnp.sum(x * done),
+        # Selected, not multiplied by `done`: NaN * 0 is NaN, and one env's blow-up would poison the sums.
+        episode_sums = jax.tree.map(lambda total, x: total + jnp.sum(jnp.where(done > 0, x, 0.0)),
                                     episode_sums, next_state.info["episode_metrics"])
         transition = Transition(
             obs=env_state.obs, action=action, reward=next_state.reward, done=done,

@@ -234,6 +234,4 @@ def export_run(run, checkpoint: str, out: str | Path) -> ExportResult:
     with the checkpoint, real inputs; a run from demonstrations has none.
     """
     provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, checkpoint, run.steps)
-    env_state = getattr(run.state, "env_state", None)
-    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
-                       None if env_state is None else env_state.obs, out, provenance)
+    return export_onnx(run.algo, run.params, run.train_env.unwrapped, run.observations, out, provenance)
