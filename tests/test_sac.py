@@ -1,10 +1,14 @@
-"""SAC: what it stores, that a resumed run continues exactly, and that it learns."""
+"""SAC: the maths of a gradient step, what it stores, that a resumed run continues exactly, and
+that it learns."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 import envs_mjx
 from envs_mjx.core import Env, State
@@ -65,6 +69,113 @@ def test_transitions_store_termination_apart_from_truncation_with_the_true_succe
     np.testing.assert_array_equal(data["truncated"], (next_count == 6) & (horizon == 100))
     assert data["terminated"].sum() > 10 and data["truncated"].sum() > 10
     assert np.all((data["action"] >= -1) & (data["action"] <= 1))
+
+
+# The maths of one gradient step, against numbers worked out by hand or in NumPy.
+
+
+def test_the_soft_bellman_target_bootstraps_unless_terminated_and_adds_the_entropy_bonus():
+    cfg = sac.Config(discounting=0.9, reward_scaling=2.0)
+    reward = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
+    terminated = np.array([0.0, 1.0, 0.0, 1.0], np.float32)  # row 2 stands for a time-limit cut
+    next_q = np.array([[1.0, 5.0, -2.0, 0.5], [3.0, 4.0, -1.0, 7.0]], np.float32)
+    next_log_prob = np.array([-1.0, 0.5, 2.0, -3.0], np.float32)
+    target = sac.soft_bellman_target(reward, terminated, next_q, next_log_prob, 0.2, cfg)
+    # min of the twins 1, -, -2, -; minus 0.2 log pi: 1.2, -, -2.4, -; terminated rows: 2 r alone.
+    np.testing.assert_allclose(target, [2.0 + 0.9 * 1.2, -4.0, 1.0 + 0.9 * -2.4, 6.0], rtol=1e-6)
+
+
+def test_the_critic_loss_is_half_each_critics_mean_squared_error_summed():
+    q = np.array([[1.0, 2.0, 3.0], [0.0, 2.0, 5.0]], np.float32)
+    # errors to 2: -1, 0, 1 (mean square 2/3) and -2, 0, 3 (13/3)
+    assert float(sac.critic_loss(q, np.full(3, 2.0, np.float32))) == pytest.approx(2.5, rel=1e-6)
+
+
+def test_the_actor_loss_is_alpha_log_pi_minus_the_smaller_critic():
+    log_prob = np.array([-1.0, 0.5], np.float32)
+    q = np.array([[2.0, -1.0], [1.0, 3.0]], np.float32)
+    loss, (d_log_prob, d_q) = jax.value_and_grad(sac.actor_loss, argnums=(1, 2))(0.5, log_prob, q)
+    assert float(loss) == pytest.approx(np.mean([-0.5 - 1.0, 0.25 + 1.0]), rel=1e-6)
+    np.testing.assert_allclose(d_log_prob, [0.25, 0.25])
+    np.testing.assert_allclose(d_q, [[0.0, -0.5], [-0.5, 0.0]])  # only the smaller critic pulls
+
+
+def test_the_temperature_gradient_raises_log_alpha_below_the_target_entropy_and_lowers_it_above():
+    log_prob = np.array([0.5, 1.5], np.float32)  # entropy -1
+    grad = jax.grad(sac.temperature_loss)
+    assert float(grad(0.0, log_prob, 0.0)) == pytest.approx(-1.0)  # entropy below: descent raises it
+    assert float(grad(0.0, log_prob, -3.0)) == pytest.approx(2.0)  # above: descent lowers it
+    assert float(jax.grad(sac.temperature_loss, argnums=1)(0.3, log_prob, 0.0).sum()) == 0.0
+
+
+# obs [count, horizon]: transitions of CountingEnv, one of them terminated and one truncated.
+BATCH = {"obs": np.array([[0, 3], [2, 3], [5, 100], [1, 100]], np.float32),
+         "action": np.array([[0.5], [-0.2], [0.9], [0.0]], np.float32),
+         "reward": np.array([1, 3, 6, 2], np.float32),
+         "terminated": np.array([0, 1, 0, 0], np.float32),
+         "truncated": np.array([0, 0, 1, 0], np.float32),
+         "next_obs": np.array([[1, 3], [3, 3], [6, 100], [2, 100]], np.float32)}
+
+
+def tiny_learner(**changes):
+    """A SAC state with one-layer networks of 8 units, its config and its jitted _gradient_step."""
+    cfg = sac.Config(num_envs=4, batch_size=4, min_replay_size=4, replay_capacity=16,
+                     policy_hidden_layer_sizes=(8,), q_hidden_layer_sizes=(8,), **changes)
+    state = sac.init(jax.random.PRNGKey(0), envs_mjx.wrap_for_training(CountingEnv(), episode_length=6), cfg)
+    step = jax.jit(sac._gradient_step, static_argnames="cfg")
+    return state, cfg, lambda params, cfg=cfg: step(params, state.opt_state, BATCH, jax.random.PRNGKey(1),
+                                                   state, cfg=cfg)
+
+
+def constant_critics(q_params, values):
+    """Twin critics that output values[i] whatever their input."""
+    last = q_params["params"]["dense_1"]
+    layers = dict(q_params["params"], dense_1={"kernel": jnp.zeros_like(last["kernel"]),
+                                               "bias": jnp.asarray(values, jnp.float32).reshape(2, 1)})
+    return {"params": layers}
+
+
+def test_a_gradient_step_regresses_the_critics_on_the_target_critics_cut_only_at_termination():
+    state, cfg, step = tiny_learner(discounting=0.9, reward_scaling=2.0)
+    # Target critics of 3 and 1.5 and no temperature (exp(-200) is 0 in float32): the target is
+    # 2 r + 0.9 (1 - terminated) 1.5, whatever action the policy samples at the successor.
+    params = state.params.replace(target_q=constant_critics(state.params.q, [3.0, 1.5]),
+                                  log_alpha=jnp.asarray(-200.0))
+    _, _, metrics = step(params)
+    q = np.asarray(sac.q_values(state.params.q, state.q_spec, state.obs_stats, BATCH["obs"], BATCH["action"]))
+    target = 2.0 * BATCH["reward"] + 0.9 * (1.0 - BATCH["terminated"]) * 1.5
+    assert float(metrics["loss/critic"]) == pytest.approx(0.5 * np.sum(np.mean((q - target) ** 2, -1)),
+                                                          rel=1e-5)
+    assert float(metrics["q_mean"]) == pytest.approx(q.mean(), rel=1e-5, abs=1e-6)
+
+
+def test_a_gradient_steps_actor_loss_is_alpha_log_pi_minus_the_smaller_critic():
+    # Constant critics that a zero learning rate keeps constant: min Q = 1.5 at any action.
+    state, cfg, step = tiny_learner(init_alpha=0.5, learning_rate=0.0)
+    _, _, metrics = step(state.params.replace(q=constant_critics(state.params.q, [3.0, 1.5])))
+    # "entropy" is -mean log pi of the very actions the actor loss sampled.
+    assert float(metrics["loss/actor"]) == pytest.approx(-0.5 * float(metrics["entropy"]) - 1.5, rel=1e-6)
+
+
+def test_the_target_critics_move_tau_of_the_way_to_the_updated_critics():
+    state, cfg, step = tiny_learner(tau=0.3, learning_rate=0.1)
+    flat = lambda tree: ravel_pytree(tree)[0]  # noqa: E731
+    old_target = jax.tree.map(lambda x: 0.5 * x + 1.0, state.params.q)  # apart from the critics
+    new, _, _ = step(state.params.replace(target_q=old_target))
+    np.testing.assert_allclose(flat(new.target_q), 0.3 * flat(new.q) + 0.7 * flat(old_target),
+                               rtol=1e-6, atol=1e-7)
+    # The step moved the critics, so following the old ones would differ.
+    assert np.max(np.abs(flat(new.q) - flat(state.params.q))) > 0.05
+
+
+def test_a_gradient_step_raises_the_temperature_below_the_target_entropy_and_lowers_it_above():
+    state, cfg, step = tiny_learner(learning_rate=0.01)
+    entropy = float(step(state.params)[2]["entropy"])  # of the actions the step samples
+    for offset, direction in ((0.5, 1.0), (-0.5, -1.0)):
+        new, _, metrics = step(state.params, dataclasses.replace(cfg, target_entropy=entropy + offset))
+        assert float(metrics["entropy"]) == entropy
+        # Adam's first step moves log_alpha by the learning rate, down the temperature loss.
+        assert float(new.log_alpha - state.params.log_alpha) == pytest.approx(direction * 0.01, rel=1e-3)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ One `train_step` is one iteration, compiled once:
      on the soft Bellman target of the target critics, the actor maximizes
      min Q - alpha log pi (reparameterized), the temperature alpha moves the
      policy's entropy towards `target_entropy`, and the target critics follow
-     the critics by Polyak averaging.
+     the critics by Polyak averaging. Each of these is a small pure function
+     (soft_bellman_target, critic_loss, actor_loss, temperature_loss, polyak).
 
 Transitions store termination and truncation apart: the target bootstraps
 through a time-limit cut (on the true successor observation, `final_obs`) and
@@ -107,8 +108,8 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.adam(cfg.learning_rate)
 
 
-def _q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
-    """Both critics' Q(obs, action): [2, ...batch]."""
+def q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
+    """Both critics' Q(obs, action) at raw observations: [2, ...batch]."""
     x = jnp.concatenate([actor.select(normalize.normalize(obs_stats, obs), spec.obs_key), action], axis=-1)
     return jax.vmap(lambda params: spec.network().apply(params, x)[..., 0])(q_params)
 
@@ -159,6 +160,45 @@ def _target_entropy(cfg: Config, action_size: int) -> float:
     return -float(action_size) if cfg.target_entropy is None else cfg.target_entropy
 
 
+def soft_bellman_target(reward, terminated, next_q, next_log_prob, alpha, cfg: Config) -> jax.Array:
+    """reward_scaling * r + gamma * (1 - terminated) * (min_i next_q[i] - alpha * next_log_prob).
+
+    next_q [2, N]: the target critics at the successor and an action the policy
+    sampled there, whose log-probability is next_log_prob [N]. Only termination
+    cuts the bootstrap: a truncated episode's successor goes on.
+    """
+    next_value = jnp.min(next_q, axis=0) - alpha * next_log_prob
+    return cfg.reward_scaling * reward + cfg.discounting * (1.0 - terminated) * next_value
+
+
+def critic_loss(q: jax.Array, target: jax.Array) -> jax.Array:
+    """Half the squared error of both critics' q [2, N] to the target [N], summed over the critics."""
+    return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1))
+
+
+def actor_loss(alpha, log_prob: jax.Array, q: jax.Array) -> jax.Array:
+    """mean(alpha * log pi - min_i q[i]) over actions the policy sampled (q [2, N], log_prob [N])."""
+    return jnp.mean(alpha * log_prob - jnp.min(q, axis=0))
+
+
+def temperature_loss(log_alpha, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+    """Descending it raises log_alpha while the policy's entropy (-log_prob) is below the target."""
+    entropy_gap = jax.lax.stop_gradient(jnp.mean(log_prob) + target_entropy)
+    return -log_alpha * entropy_gap
+
+
+def polyak(q_params, target_q_params, tau: float):
+    """The target critics moved a share tau of the way to the critics: tau * q + (1 - tau) * target."""
+    return optax.incremental_update(q_params, target_q_params, tau)
+
+
+def _sampled(dist, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """An action drawn from `dist` and its log-probability."""
+    pre_tanh = dist.sample_pre_tanh(key)
+    log_prob = dist.log_prob_pre_tanh(pre_tanh)
+    return jnp.tanh(pre_tanh), log_prob
+
+
 def _gradient_step(params: Networks, opt_state: OptStates, batch: dict, key: jax.Array,
                    state: TrainState, cfg: Config):
     """One update of critics, actor, temperature and target critics on `batch` [N, ...]."""
@@ -170,53 +210,41 @@ def _gradient_step(params: Networks, opt_state: OptStates, batch: dict, key: jax
         return actor.distribution(policy_params, state.policy_spec, obs_stats, obs)
 
     def q_at(q_params, obs, action):
-        return _q_values(q_params, state.q_spec, obs_stats, obs, action)
+        return q_values(q_params, state.q_spec, obs_stats, obs, action)
 
-    # Soft Bellman target: the successor's value under the current policy, cut
-    # only where the env terminated (a truncated episode's successor goes on).
-    next_dist = dist_at(params.policy, batch["next_obs"])
-    next_pre_tanh = next_dist.sample_pre_tanh(key_next)
-    next_value = (jnp.min(q_at(params.target_q, batch["next_obs"], jnp.tanh(next_pre_tanh)), axis=0)
-                  - alpha * next_dist.log_prob_pre_tanh(next_pre_tanh))
-    target = jax.lax.stop_gradient(cfg.reward_scaling * batch["reward"]
-                                   + cfg.discounting * (1.0 - batch["terminated"]) * next_value)
+    next_action, next_log_prob = _sampled(dist_at(params.policy, batch["next_obs"]), key_next)
+    target = jax.lax.stop_gradient(soft_bellman_target(
+        batch["reward"], batch["terminated"], q_at(params.target_q, batch["next_obs"], next_action),
+        next_log_prob, alpha, cfg))
 
-    def critic_loss(q_params):
+    def critic_objective(q_params):
         q = q_at(q_params, batch["obs"], batch["action"])
-        return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1)), q
+        return critic_loss(q, target), q
 
-    (q_loss, q), q_grads = jax.value_and_grad(critic_loss, has_aux=True)(params.q)
+    (q_loss, q), q_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.q)
     q_updates, q_opt_state = optimizer.update(q_grads, opt_state.q, params.q)
     q_params = optax.apply_updates(params.q, q_updates)
 
-    def actor_loss(policy_params):
-        dist = dist_at(policy_params, batch["obs"])
-        pre_tanh = dist.sample_pre_tanh(key_new)
-        log_prob = dist.log_prob_pre_tanh(pre_tanh)
-        q_new = jnp.min(q_at(q_params, batch["obs"], jnp.tanh(pre_tanh)), axis=0)
-        return jnp.mean(alpha * log_prob - q_new), log_prob
+    def actor_objective(policy_params):  # against the critics just updated
+        action, log_prob = _sampled(dist_at(policy_params, batch["obs"]), key_new)
+        return actor_loss(alpha, log_prob, q_at(q_params, batch["obs"], action)), log_prob
 
-    (policy_loss, log_prob), policy_grads = jax.value_and_grad(actor_loss, has_aux=True)(params.policy)
+    (policy_loss, log_prob), policy_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.policy)
     policy_updates, policy_opt_state = optimizer.update(policy_grads, opt_state.policy, params.policy)
 
-    # The temperature rises while the policy's entropy (-log_prob) is below the target.
-    entropy_gap = jax.lax.stop_gradient(jnp.mean(log_prob) + _target_entropy(cfg, batch["action"].shape[-1]))
-
-    def alpha_loss(log_alpha):
-        return -log_alpha * entropy_gap
-
-    temperature_loss, alpha_grad = jax.value_and_grad(alpha_loss)(params.log_alpha)
+    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
+        params.log_alpha, log_prob, _target_entropy(cfg, batch["action"].shape[-1]))
     alpha_updates, alpha_opt_state = optimizer.update(alpha_grad, opt_state.log_alpha, params.log_alpha)
 
     new_params = Networks(
         policy=optax.apply_updates(params.policy, policy_updates),
         q=q_params,
-        target_q=optax.incremental_update(q_params, params.target_q, cfg.tau),
+        target_q=polyak(q_params, params.target_q, cfg.tau),
         log_alpha=optax.apply_updates(params.log_alpha, alpha_updates))
     metrics = {
         "loss/critic": q_loss,
         "loss/actor": policy_loss,
-        "loss/alpha": temperature_loss,
+        "loss/alpha": alpha_loss,
         "alpha": alpha,
         "q_mean": jnp.mean(q),
         "entropy": -jnp.mean(log_prob),
