@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 import envs_mjx
 from envs_mjx.core import Env, State
-from jaxrl import cli, config
+from jaxrl import cli, config, replay
 from jaxrl.algos import sac
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.logger import read_metrics
@@ -176,6 +176,70 @@ def test_a_gradient_step_raises_the_temperature_below_the_target_entropy_and_low
         assert float(metrics["entropy"]) == entropy
         # Adam's first step moves log_alpha by the learning rate, down the temperature loss.
         assert float(new.log_alpha - state.params.log_alpha) == pytest.approx(direction * 0.01, rel=1e-3)
+
+
+# What SAC keeps of a dict observation.
+
+
+class PartsEnv(Env):
+    """A dict observation like grasp-lift-cube's and go1-joystick's: parts, their concatenation
+    "state", a larger "privileged_state", and an entry no network reads."""
+
+    action_size = 2
+    dt = 0.01
+
+    def observe(self, x):
+        parts = {"pos": x[:2], "vel": 10.0 * x[2:]}
+        return dict(parts, state=jnp.concatenate([parts["pos"], parts["vel"]]),
+                    privileged_state=jnp.concatenate([x, jnp.sin(x)]), unread=jnp.cos(x))
+
+    def reset(self, key):
+        x = jax.random.normal(key, (4,))
+        return State(data=NoPhysics(x), obs=self.observe(x), reward=jnp.zeros(()), done=jnp.zeros(()))
+
+    def step(self, state, action):
+        x = state.data.placeholder
+        x = jnp.concatenate([x[:2] + 0.1 * x[2:], x[2:] + 0.1 * action])
+        return state.replace(data=NoPhysics(x), obs=self.observe(x), reward=-jnp.sum(jnp.square(x)),
+                             done=jnp.zeros(()))
+
+
+def test_sac_keeps_only_the_entries_its_networks_read_and_its_policy_takes_the_full_observation():
+    env = envs_mjx.wrap_for_training(PartsEnv(), episode_length=5)
+    cfg = sac.Config(num_envs=8, batch_size=16, min_replay_size=16, replay_capacity=64,
+                     policy_hidden_layer_sizes=(8,), q_hidden_layer_sizes=(8,))
+    state = sac.init(jax.random.PRNGKey(0), env, cfg)
+    step = jax.jit(lambda s: sac.train_step(s, env, cfg))
+    for _ in range(3):
+        state, metrics = step(state)
+    assert float(metrics["loss/critic"]) > 0  # it learned from what it kept
+    read = {"state", "privileged_state"}
+    assert set(state.replay.data["obs"]) == set(state.replay.data["next_obs"]) == read
+    assert set(state.obs_stats.mean) == set(state.obs_stats.m2) == read
+
+    obs = jax.tree.map(np.asarray, state.env_state.obs)  # the env's own observation, every entry
+    params = sac.policy_params(state)
+    x = obs["state"]
+    std = np.sqrt(np.maximum(state.obs_stats.m2["state"] / float(state.obs_stats.count), 1e-12))
+    normalized = np.clip((x - state.obs_stats.mean["state"]) / std, -10.0, 10.0)
+    loc = state.policy_spec.network().apply(params.network, normalized)[:, :env.action_size]
+    np.testing.assert_allclose(sac.policy(params, obs), np.tanh(loc), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(sac.export_policy(params)(x), sac.policy(params, obs))
+
+
+def test_on_grasp_lift_cube_the_replay_keeps_state_alone_in_about_half_the_bytes():
+    # Shapes only: tracing sac.init spares compiling the MJX env.
+    env = envs_mjx.wrap_for_training(envs_mjx.make("grasp-lift-cube"), episode_length=10)
+    cfg = sac.Config(num_envs=2, replay_capacity=1000, min_replay_size=10)
+    state = jax.eval_shape(lambda key: sac.init(key, env, cfg), jax.random.PRNGKey(0))
+    one = lambda tree: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), tree)  # noqa: E731
+    stored, whole_obs = one(state.replay.data), one(state.env_state.obs)
+    assert len(whole_obs) > 2 and set(stored["obs"]) == set(stored["next_obs"]) == {"state"}
+    assert set(state.obs_stats.mean) == {"state"}
+    whole = replay.bytes_per_transition(dict(stored, obs=whole_obs, next_obs=whole_obs))
+    state_floats = whole_obs["state"].shape[0]
+    assert replay.bytes_per_transition(stored) == 4 * (2 * state_floats + env.action_size + 3)
+    assert 0.45 < replay.bytes_per_transition(stored) / whole < 0.55  # "state" is all the other parts
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ One `train_step` is one iteration, compiled once:
      (uniformly random actions while the buffer holds fewer than
      `min_replay_size` transitions),
   2. write those transitions into the replay ring buffer and fold their
-     observations into the running normalizer,
+     observations into the running normalizer (of a dict observation, both
+     keep only the entries the actor and the critics read),
   3. `grad_updates_per_step` gradient steps per batched env step, each on
      `batch_size` transitions drawn from the buffer: the twin critics regress
      on the soft Bellman target of the target critics, the actor maximizes
@@ -96,7 +97,9 @@ class TrainState:
     params: Networks
     opt_state: OptStates
     obs_stats: normalize.RunningStats
-    replay: replay.ReplayBuffer  # transitions: obs, action, reward, terminated, truncated, next_obs
+    # transitions: obs, action, reward, terminated, truncated, next_obs; of a dict observation only
+    # the entries the actor and the critics read (actor.observed), as in obs_stats
+    replay: replay.ReplayBuffer
     env_state: Any  # envs_mjx State with a leading [num_envs] axis
     key: jax.Array
     iteration: jax.Array  # int32 scalar
@@ -110,7 +113,7 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
 
 def q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
     """Both critics' Q(obs, action) at raw observations: [2, ...batch]."""
-    x = jnp.concatenate([actor.select(normalize.normalize(obs_stats, obs), spec.obs_key), action], axis=-1)
+    x = jnp.concatenate([actor.normalized_input(obs_stats, obs, spec.obs_key), action], axis=-1)
     return jax.vmap(lambda params: spec.network().apply(params, x)[..., 0])(q_params)
 
 
@@ -126,6 +129,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
                                     env.action_size)
     q_spec = actor.NetworkSpec(tuple(cfg.q_hidden_layer_sizes) + (1,), cfg.activation,
                                actor.critic_obs_key(one_obs, cfg.policy_obs_key, cfg.value_obs_key))
+    one_obs = actor.observed(one_obs, policy_spec, q_spec)  # what the buffer and the normalizer hold
     q_input = jnp.concatenate([actor.select(one_obs, q_spec.obs_key), no_action])
     q_params = jax.vmap(lambda k: q_spec.network().init(k, q_input))(jax.random.split(key_q, 2))
     params = Networks(
@@ -267,14 +271,18 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
 
     env_state, trajectory, episode_metrics = rollout.unroll(env, state.env_state, act, key_rollout,
                                                             cfg.unroll_length)
+
+    def observed(obs):  # the buffer and the normalizer keep only what the actor and the critics read
+        return actor.observed(obs, state.policy_spec, state.q_spec)
+
     transitions = {
-        "obs": trajectory.obs, "action": trajectory.action, "reward": trajectory.reward,
+        "obs": observed(trajectory.obs), "action": trajectory.action, "reward": trajectory.reward,
         "terminated": trajectory.done * (1.0 - trajectory.truncation), "truncated": trajectory.truncation,
-        "next_obs": trajectory.final_obs}
+        "next_obs": observed(trajectory.final_obs)}
     buffer = replay.insert(state.replay, rollout.merge_time_and_envs(transitions))
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
-        obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
+        obs_stats = normalize.update(obs_stats, transitions["obs"], batch_ndim=2)
     learner = state.replace(obs_stats=obs_stats, replay=buffer)
 
     def update(carry, key_update):
