@@ -4,6 +4,11 @@ The actor is an MLP from the normalized observation (one entry of a dict
 observation) to the mean and softplus std of a Gaussian in pre-tanh space
 (`distributions.TanhNormal`). Both learners hand evaluation and export the same
 `PolicyParams`, so `policy` and `export_policy` serve them both.
+
+A learner keeps statistics (and SAC its replay) only of the entries its networks
+read (`observed`); every network picks its entry out of the observation before
+normalizing it, so it takes the env's full observation, the learner's cut-down
+one or the flat vector of that entry alike.
 """
 
 from __future__ import annotations
@@ -57,6 +62,19 @@ def select(obs, key: str):
     return obs
 
 
+def observed(obs, *specs: NetworkSpec):
+    """The part of `obs` that networks `specs` read: their entries of a dict, a flat array whole."""
+    if isinstance(obs, Mapping):
+        return {spec.obs_key: select(obs, spec.obs_key) for spec in specs}
+    return obs
+
+
+def normalized_input(obs_stats: normalize.RunningStats, obs, key: str) -> jax.Array:
+    """The entry `key` of `obs`, normalized by the statistics of that entry."""
+    entry_stats = obs_stats.replace(mean=select(obs_stats.mean, key), m2=select(obs_stats.m2, key))
+    return normalize.normalize(entry_stats, select(obs, key))
+
+
 def critic_obs_key(one_obs, policy_obs_key: str, value_obs_key: str) -> str:
     """Asymmetric actor-critic when the env provides the privileged entry."""
     if isinstance(one_obs, Mapping) and value_obs_key in one_obs:
@@ -70,7 +88,7 @@ def policy_spec(hidden_layer_sizes, activation: str, obs_key: str, action_size: 
 
 def distribution(network_params, spec: NetworkSpec, obs_stats, obs) -> TanhNormal:
     """The action distribution of the actor `network_params` at raw observations `obs`."""
-    x = select(normalize.normalize(obs_stats, obs), spec.obs_key)
+    x = normalized_input(obs_stats, obs, spec.obs_key)
     return TanhNormal.from_network_output(spec.network().apply(network_params, x))
 
 
@@ -89,8 +107,6 @@ def export_policy(params: PolicyParams) -> Callable[[jax.Array], jax.Array]:
     """The deterministic policy as a function of the actor's flat input alone.
 
     x[B, n] (obs[spec.obs_key] of dict observations) -> action[B, a] in [-1, 1]:
-    `policy` with the normalizer cut down to that entry.
+    `policy` itself, which reads that entry's statistics whatever observation it is given.
     """
-    key, stats = params.spec.obs_key, params.obs_stats
-    actor_stats = stats.replace(mean=select(stats.mean, key), m2=select(stats.m2, key))
-    return functools.partial(policy, params.replace(obs_stats=actor_stats))
+    return functools.partial(policy, params)

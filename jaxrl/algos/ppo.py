@@ -77,7 +77,7 @@ class Networks:
 class TrainState:
     params: Networks
     opt_state: Any
-    obs_stats: normalize.RunningStats
+    obs_stats: normalize.RunningStats  # of what the networks read (actor.observed)
     env_state: Any  # envs_mjx State with a leading [num_envs] axis
     key: jax.Array
     iteration: jax.Array  # int32 scalar
@@ -100,6 +100,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
                                     env.action_size)
     value_spec = actor.NetworkSpec(tuple(cfg.value_hidden_layer_sizes) + (1,), cfg.activation,
                                    actor.critic_obs_key(one_obs, cfg.policy_obs_key, cfg.value_obs_key))
+    one_obs = actor.observed(one_obs, policy_spec, value_spec)  # what the normalizer covers
     params = Networks(
         policy=policy_spec.network().init(key_policy, actor.select(one_obs, policy_spec.obs_key)),
         value=value_spec.network().init(key_value, actor.select(one_obs, value_spec.obs_key)),
@@ -122,8 +123,7 @@ export_policy = actor.export_policy
 
 
 def _value(network_params, spec: actor.NetworkSpec, obs_stats, obs) -> jax.Array:
-    x = actor.select(normalize.normalize(obs_stats, obs), spec.obs_key)
-    return spec.network().apply(network_params, x)[..., 0]
+    return spec.network().apply(network_params, actor.normalized_input(obs_stats, obs, spec.obs_key))[..., 0]
 
 
 def compute_gae(rewards, values, next_values, terminations, dones, discounting, gae_lambda):
@@ -205,7 +205,8 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
         trajectory.done, cfg.discounting, cfg.gae_lambda)
 
     # Flatten [T, B] into N samples; minibatches are drawn across time and envs.
-    data = {"obs": trajectory.obs, "pre_tanh": trajectory.extras["pre_tanh"],
+    observed = actor.observed(trajectory.obs, state.policy_spec, state.value_spec)
+    data = {"obs": observed, "pre_tanh": trajectory.extras["pre_tanh"],
             "log_prob": trajectory.extras["log_prob"],
             "advantages": advantages, "returns": returns}
     data = rollout.merge_time_and_envs(data)
@@ -237,7 +238,7 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
     # log-probabilities recorded while acting match those in the loss.
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
-        obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
+        obs_stats = normalize.update(obs_stats, observed, batch_ndim=2)
 
     metrics = jax.tree.map(jnp.mean, loss_metrics)
     metrics.update(episode_metrics)

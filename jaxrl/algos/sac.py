@@ -5,13 +5,15 @@ One `train_step` is one iteration, compiled once:
      (uniformly random actions while the buffer holds fewer than
      `min_replay_size` transitions),
   2. write those transitions into the replay ring buffer and fold their
-     observations into the running normalizer,
+     observations into the running normalizer (of a dict observation, both
+     keep only the entries the actor and the critics read),
   3. `grad_updates_per_step` gradient steps per batched env step, each on
      `batch_size` transitions drawn from the buffer: the twin critics regress
      on the soft Bellman target of the target critics, the actor maximizes
      min Q - alpha log pi (reparameterized), the temperature alpha moves the
      policy's entropy towards `target_entropy`, and the target critics follow
-     the critics by Polyak averaging.
+     the critics by Polyak averaging. Each of these is a small pure function
+     (soft_bellman_target, critic_loss, actor_loss, temperature_loss, polyak).
 
 Transitions store termination and truncation apart: the target bootstraps
 through a time-limit cut (on the true successor observation, `final_obs`) and
@@ -95,7 +97,9 @@ class TrainState:
     params: Networks
     opt_state: OptStates
     obs_stats: normalize.RunningStats
-    replay: replay.ReplayBuffer  # transitions: obs, action, reward, terminated, truncated, next_obs
+    # transitions: obs, action, reward, terminated, truncated, next_obs; of a dict observation only
+    # the entries the actor and the critics read (actor.observed), as in obs_stats
+    replay: replay.ReplayBuffer
     env_state: Any  # envs_mjx State with a leading [num_envs] axis
     key: jax.Array
     iteration: jax.Array  # int32 scalar
@@ -107,9 +111,9 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.adam(cfg.learning_rate)
 
 
-def _q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
-    """Both critics' Q(obs, action): [2, ...batch]."""
-    x = jnp.concatenate([actor.select(normalize.normalize(obs_stats, obs), spec.obs_key), action], axis=-1)
+def q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.Array:
+    """Both critics' Q(obs, action) at raw observations: [2, ...batch]."""
+    x = jnp.concatenate([actor.normalized_input(obs_stats, obs, spec.obs_key), action], axis=-1)
     return jax.vmap(lambda params: spec.network().apply(params, x)[..., 0])(q_params)
 
 
@@ -125,6 +129,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
                                     env.action_size)
     q_spec = actor.NetworkSpec(tuple(cfg.q_hidden_layer_sizes) + (1,), cfg.activation,
                                actor.critic_obs_key(one_obs, cfg.policy_obs_key, cfg.value_obs_key))
+    one_obs = actor.observed(one_obs, policy_spec, q_spec)  # what the buffer and the normalizer hold
     q_input = jnp.concatenate([actor.select(one_obs, q_spec.obs_key), no_action])
     q_params = jax.vmap(lambda k: q_spec.network().init(k, q_input))(jax.random.split(key_q, 2))
     params = Networks(
@@ -159,6 +164,45 @@ def _target_entropy(cfg: Config, action_size: int) -> float:
     return -float(action_size) if cfg.target_entropy is None else cfg.target_entropy
 
 
+def soft_bellman_target(reward, terminated, next_q, next_log_prob, alpha, cfg: Config) -> jax.Array:
+    """reward_scaling * r + gamma * (1 - terminated) * (min_i next_q[i] - alpha * next_log_prob).
+
+    next_q [2, N]: the target critics at the successor and an action the policy
+    sampled there, whose log-probability is next_log_prob [N]. Only termination
+    cuts the bootstrap: a truncated episode's successor goes on.
+    """
+    next_value = jnp.min(next_q, axis=0) - alpha * next_log_prob
+    return cfg.reward_scaling * reward + cfg.discounting * (1.0 - terminated) * next_value
+
+
+def critic_loss(q: jax.Array, target: jax.Array) -> jax.Array:
+    """Half the squared error of both critics' q [2, N] to the target [N], summed over the critics."""
+    return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1))
+
+
+def actor_loss(alpha, log_prob: jax.Array, q: jax.Array) -> jax.Array:
+    """mean(alpha * log pi - min_i q[i]) over actions the policy sampled (q [2, N], log_prob [N])."""
+    return jnp.mean(alpha * log_prob - jnp.min(q, axis=0))
+
+
+def temperature_loss(log_alpha, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+    """Descending it raises log_alpha while the policy's entropy (-log_prob) is below the target."""
+    entropy_gap = jax.lax.stop_gradient(jnp.mean(log_prob) + target_entropy)
+    return -log_alpha * entropy_gap
+
+
+def polyak(q_params, target_q_params, tau: float):
+    """The target critics moved a share tau of the way to the critics: tau * q + (1 - tau) * target."""
+    return optax.incremental_update(q_params, target_q_params, tau)
+
+
+def _sampled(dist, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """An action drawn from `dist` and its log-probability."""
+    pre_tanh = dist.sample_pre_tanh(key)
+    log_prob = dist.log_prob_pre_tanh(pre_tanh)
+    return jnp.tanh(pre_tanh), log_prob
+
+
 def _gradient_step(params: Networks, opt_state: OptStates, batch: dict, key: jax.Array,
                    state: TrainState, cfg: Config):
     """One update of critics, actor, temperature and target critics on `batch` [N, ...]."""
@@ -170,53 +214,41 @@ def _gradient_step(params: Networks, opt_state: OptStates, batch: dict, key: jax
         return actor.distribution(policy_params, state.policy_spec, obs_stats, obs)
 
     def q_at(q_params, obs, action):
-        return _q_values(q_params, state.q_spec, obs_stats, obs, action)
+        return q_values(q_params, state.q_spec, obs_stats, obs, action)
 
-    # Soft Bellman target: the successor's value under the current policy, cut
-    # only where the env terminated (a truncated episode's successor goes on).
-    next_dist = dist_at(params.policy, batch["next_obs"])
-    next_pre_tanh = next_dist.sample_pre_tanh(key_next)
-    next_value = (jnp.min(q_at(params.target_q, batch["next_obs"], jnp.tanh(next_pre_tanh)), axis=0)
-                  - alpha * next_dist.log_prob_pre_tanh(next_pre_tanh))
-    target = jax.lax.stop_gradient(cfg.reward_scaling * batch["reward"]
-                                   + cfg.discounting * (1.0 - batch["terminated"]) * next_value)
+    next_action, next_log_prob = _sampled(dist_at(params.policy, batch["next_obs"]), key_next)
+    target = jax.lax.stop_gradient(soft_bellman_target(
+        batch["reward"], batch["terminated"], q_at(params.target_q, batch["next_obs"], next_action),
+        next_log_prob, alpha, cfg))
 
-    def critic_loss(q_params):
+    def critic_objective(q_params):
         q = q_at(q_params, batch["obs"], batch["action"])
-        return 0.5 * jnp.sum(jnp.mean(jnp.square(q - target), axis=-1)), q
+        return critic_loss(q, target), q
 
-    (q_loss, q), q_grads = jax.value_and_grad(critic_loss, has_aux=True)(params.q)
+    (q_loss, q), q_grads = jax.value_and_grad(critic_objective, has_aux=True)(params.q)
     q_updates, q_opt_state = optimizer.update(q_grads, opt_state.q, params.q)
     q_params = optax.apply_updates(params.q, q_updates)
 
-    def actor_loss(policy_params):
-        dist = dist_at(policy_params, batch["obs"])
-        pre_tanh = dist.sample_pre_tanh(key_new)
-        log_prob = dist.log_prob_pre_tanh(pre_tanh)
-        q_new = jnp.min(q_at(q_params, batch["obs"], jnp.tanh(pre_tanh)), axis=0)
-        return jnp.mean(alpha * log_prob - q_new), log_prob
+    def actor_objective(policy_params):  # against the critics just updated
+        action, log_prob = _sampled(dist_at(policy_params, batch["obs"]), key_new)
+        return actor_loss(alpha, log_prob, q_at(q_params, batch["obs"], action)), log_prob
 
-    (policy_loss, log_prob), policy_grads = jax.value_and_grad(actor_loss, has_aux=True)(params.policy)
+    (policy_loss, log_prob), policy_grads = jax.value_and_grad(actor_objective, has_aux=True)(params.policy)
     policy_updates, policy_opt_state = optimizer.update(policy_grads, opt_state.policy, params.policy)
 
-    # The temperature rises while the policy's entropy (-log_prob) is below the target.
-    entropy_gap = jax.lax.stop_gradient(jnp.mean(log_prob) + _target_entropy(cfg, batch["action"].shape[-1]))
-
-    def alpha_loss(log_alpha):
-        return -log_alpha * entropy_gap
-
-    temperature_loss, alpha_grad = jax.value_and_grad(alpha_loss)(params.log_alpha)
+    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
+        params.log_alpha, log_prob, _target_entropy(cfg, batch["action"].shape[-1]))
     alpha_updates, alpha_opt_state = optimizer.update(alpha_grad, opt_state.log_alpha, params.log_alpha)
 
     new_params = Networks(
         policy=optax.apply_updates(params.policy, policy_updates),
         q=q_params,
-        target_q=optax.incremental_update(q_params, params.target_q, cfg.tau),
+        target_q=polyak(q_params, params.target_q, cfg.tau),
         log_alpha=optax.apply_updates(params.log_alpha, alpha_updates))
     metrics = {
         "loss/critic": q_loss,
         "loss/actor": policy_loss,
-        "loss/alpha": temperature_loss,
+        "loss/alpha": alpha_loss,
         "alpha": alpha,
         "q_mean": jnp.mean(q),
         "entropy": -jnp.mean(log_prob),
@@ -239,14 +271,18 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
 
     env_state, trajectory, episode_metrics = rollout.unroll(env, state.env_state, act, key_rollout,
                                                             cfg.unroll_length)
+
+    def observed(obs):  # the buffer and the normalizer keep only what the actor and the critics read
+        return actor.observed(obs, state.policy_spec, state.q_spec)
+
     transitions = {
-        "obs": trajectory.obs, "action": trajectory.action, "reward": trajectory.reward,
+        "obs": observed(trajectory.obs), "action": trajectory.action, "reward": trajectory.reward,
         "terminated": trajectory.done * (1.0 - trajectory.truncation), "truncated": trajectory.truncation,
-        "next_obs": trajectory.final_obs}
+        "next_obs": observed(trajectory.final_obs)}
     buffer = replay.insert(state.replay, rollout.merge_time_and_envs(transitions))
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
-        obs_stats = normalize.update(obs_stats, trajectory.obs, batch_ndim=2)
+        obs_stats = normalize.update(obs_stats, transitions["obs"], batch_ndim=2)
     learner = state.replace(obs_stats=obs_stats, replay=buffer)
 
     def update(carry, key_update):
