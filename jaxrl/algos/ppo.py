@@ -108,7 +108,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     return TrainState(
         params=params,
         opt_state=_optimizer(cfg).init(params),
-        obs_stats=normalize.from_batch(env_state.obs),
+        obs_stats=normalize.from_batch(actor.observed(env_state.obs, policy_spec, value_spec)),
         env_state=env_state,
         key=key_state,
         iteration=jnp.zeros((), jnp.int32),

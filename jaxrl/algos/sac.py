@@ -145,7 +145,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
         params=params,
         opt_state=OptStates(policy=optimizer.init(params.policy), q=optimizer.init(params.q),
                             log_alpha=optimizer.init(params.log_alpha)),
-        obs_stats=normalize.from_batch(env_state.obs),
+        obs_stats=normalize.from_batch(actor.observed(env_state.obs, policy_spec, q_spec)),
         replay=replay.init(example, cfg.replay_capacity),
         env_state=env_state,
         key=key_state,
