@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import cli, normalize
+from jaxrl import cli, config, normalize
 from jaxrl.data.demos import flatten_obs, load_demos, make_demo_set, parse_sources, windows
 from jaxrl.data.validate import DatasetError, validate
 from jaxrl.data.writer import DemoWriter
@@ -14,7 +14,7 @@ from jaxrl.data.writer import DemoWriter
 # --- small files ------------------------------------------------------------------------------------
 
 def episode(steps: int, tag: float, success: bool = True) -> dict:
-    """A demo whose values say where they come from: obs/a[t] = tag + t (x3), actions[t] = -(tag + t) / 1000."""
+    """A demo whose values say where they come from: obs/a[t] = tag + t (x3), actions[t] = -(tag + t)/1000."""
     t = np.arange(steps, dtype=np.float64)[:, None]
     obs = {"b": (tag + t + np.arange(4) / 10).reshape(steps, 2, 2), "a": np.repeat(tag + t, 3, axis=1)}
     return {"obs": obs, "next_obs": {k: v + 1 for k, v in obs.items()},
@@ -55,9 +55,23 @@ def cartpole_demo_file(path, num_demos: int = 6, steps: int = 30, seed: int = 0)
     with DemoWriter(path, "cartpole-balance", {"episode_length": steps}, 0.01) as writer:
         for _ in range(num_demos):
             obs = rng.normal(size=(steps + 1, 5))
-            writer.add({"state": obs[:-1]}, {"state": obs[1:]}, rng.uniform(-1, 1, (steps, 1)), np.zeros(steps),
-                       np.eye(steps)[-1], success=True)
+            writer.add({"state": obs[:-1]}, {"state": obs[1:]}, rng.uniform(-1, 1, (steps, 1)),
+                       np.zeros(steps), np.eye(steps)[-1], success=True)
     return path
+
+
+def cartpole_offline_config(algo_name: str, data, *overrides) -> config.RunConfig:
+    """A bc or diffusion run of cartpole-balance on `data` (see cartpole_demo_file) that compiles and
+    trains in seconds: 4 calls of 10 gradient steps, evaluated and checkpointed every other call, on 4
+    episodes of 30 steps. Small networks (diffusion: a one-level U-Net of 8 channels, 4-step chunks)."""
+    small = {"bc": ["algo.hidden_layer_sizes=[16,16]", "algo.batch_size=32"],
+             "diffusion": ["algo.down_dims=[8]", "algo.n_groups=4", "algo.kernel_size=3",
+                           "algo.time_embed_dim=8", "algo.action_horizon=4", "algo.action_exec=2",
+                           "algo.num_train_steps=10", "algo.num_inference_steps=3", "algo.batch_size=16"]}
+    return config.load("cartpole-balance", algo_name, preset="cpu", overrides=[
+        f"data={data}", *small[algo_name], "env.episode_length=30", "train.num_timesteps=40",
+        "train.iterations_per_call=10", "train.eval_every=20", "train.checkpoint_every=20",
+        "train.num_eval_envs=4", "train.tensorboard=false", *overrides])
 
 
 def raw_demo(steps: int, tag: float, **extra) -> dict:

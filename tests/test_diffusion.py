@@ -103,7 +103,7 @@ def test_sampled_actions_are_valid_and_the_plain_policy_is_deterministic(setup, 
     plain, alone, sampled = policies(params, obs, jax.random.PRNGKey(3))
     assert bool(jnp.all(jnp.abs(plain) <= 1.0)) and np.isfinite(np.asarray(plain)).all()
     np.testing.assert_array_equal(policies(params, obs, jax.random.PRNGKey(4))[0], plain)
-    # The same observation gets the same action in any batch, and alone (videos and collection).
+    # The same observation gets the same action in any batch, and alone.
     assert alone.shape == (2,)
     np.testing.assert_allclose(alone, plain[2], atol=1e-5)
     assert bool(jnp.all(jnp.abs(sampled) <= 1.0)) and not np.allclose(sampled, plain)
@@ -209,3 +209,4 @@ def test_a_run_trains_evaluates_with_memory_and_restores_without_the_data(tmp_pa
     action = jax.jit(run.algo.policy)(run.algo.policy_params(run.state), obs)
     assert action.shape == (4,) and bool(jnp.all(jnp.abs(action) <= 1.0))
     assert run.state.policy_spec.obs_keys == tuple(run.cfg.algo.obs_keys) != ()
+
