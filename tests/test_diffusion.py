@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_bc import FlatEnv
+from test_bc import FlatEnv, resumed_run_matches_unbroken_run
+from test_demos import cartpole_demo_file, cartpole_offline_config
 
 import envs_mjx
 from jaxrl import cli, config, normalize
@@ -210,3 +211,7 @@ def test_a_run_trains_evaluates_with_memory_and_restores_without_the_data(tmp_pa
     assert action.shape == (4,) and bool(jnp.all(jnp.abs(action) <= 1.0))
     assert run.state.policy_spec.obs_keys == tuple(run.cfg.algo.obs_keys) != ()
 
+
+def test_an_interrupted_run_resumes_to_the_unbroken_runs_numbers(tmp_path):
+    cfg = cartpole_offline_config("diffusion", cartpole_demo_file(tmp_path / "demos.hdf5"))
+    resumed_run_matches_unbroken_run(cfg, tmp_path)
