@@ -56,13 +56,13 @@ def collect_demos(count: int, seed: int, folder: Path) -> Path:
 
     import envs_mjx
     from jaxrl import config
-    from jaxrl.data.collect import collect
+    from jaxrl.data.collect import collect, memoryless
     from jaxrl.data.writer import DemoWriter
 
     path = folder / f"demos_{count}_{seed}.hdf5"
     env = envs_mjx.make(ENV)
     with DemoWriter(path, ENV, config.as_dict(env.config), env.dt) as writer:
-        collect(env, envs_mjx.make_expert(ENV, env), count, writer, num_envs=min(count, 100),
+        collect(env, memoryless(envs_mjx.make_expert(ENV, env)), count, writer, num_envs=min(count, 100),
                 key=jax.random.PRNGKey(seed), only_success=True)
     return path
 

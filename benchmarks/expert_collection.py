@@ -47,7 +47,7 @@ def measure(env_name: str, noise: float, episodes: int, num_envs: int, seed: int
 
     import envs_mjx
     from jaxrl import config
-    from jaxrl.data.collect import collect
+    from jaxrl.data.collect import collect, memoryless
     from jaxrl.data.writer import DemoWriter
     from jaxrl.evaluation import wilson_interval
 
@@ -56,8 +56,8 @@ def measure(env_name: str, noise: float, episodes: int, num_envs: int, seed: int
         path = Path(folder) / "demos.hdf5"
         with DemoWriter(path, env_name, config.as_dict(env.config), env.dt) as writer:
             started = time.monotonic()
-            stats = collect(env, envs_mjx.make_expert(env_name, env), episodes, writer, num_envs=num_envs,
-                            key=jax.random.PRNGKey(seed), noise=noise)
+            stats = collect(env, memoryless(envs_mjx.make_expert(env_name, env)), episodes, writer,
+                            num_envs=num_envs, key=jax.random.PRNGKey(seed), noise=noise)
             wall = time.monotonic() - started
             samples = writer.total
         file_megabytes = path.stat().st_size / 1e6

@@ -372,10 +372,12 @@ def _compare(args: argparse.Namespace, console) -> int:
 
 
 def _collection_policy(args: argparse.Namespace):
-    """(unwrapped env, policy(obs, key) -> action, a description) for `jaxrl collect`."""
+    """(unwrapped env, policy with memory, its params, a description) for `jaxrl collect` (see collect)."""
     import envs_mjx
     from envs_mjx.registry import UnknownEnvError
     from jaxrl.config import ConfigError
+    from jaxrl.data.collect import memoryless
+    from jaxrl.evaluation import policy_with_memory
     from jaxrl.runs import restore_run
 
     if args.policy == "expert":
@@ -383,12 +385,12 @@ def _collection_policy(args: argparse.Namespace):
 
         try:
             env = envs_mjx.make(args.env)
-            return env, make_expert(args.env, env), "scripted expert"
+            return env, memoryless(make_expert(args.env, env)), None, "scripted expert"
         except (UnknownEnvError, NoExpertError) as error:
             raise ConfigError(str(error)) from None
     run = restore_run(Path(args.policy), "best", env_name=args.env)
-    params = run.params
-    return (run.train_env.unwrapped, lambda obs, key: run.algo.policy(params, obs),
+    # With its memory (an observation history, action chunks), as evaluation ran it.
+    return (run.train_env.unwrapped, policy_with_memory(run.algo), run.params,
             f"{run.cfg.algo_name} policy of {args.policy} at {run.steps_text}")
 
 
@@ -434,7 +436,7 @@ def _collect(args: argparse.Namespace, console) -> int:
         raise config.ConfigError("--episodes and --num-envs must be >= 1")
     if args.noise < 0:
         raise config.ConfigError(f"--noise is a standard deviation, >= 0; got {args.noise}")
-    env, policy, described = _collection_policy(args)
+    env, policy, params, described = _collection_policy(args)
     num_envs = args.num_envs or min(args.episodes, 4096 if runtime.has_accelerator() else 256)
     with DemoWriter(args.out, args.env, config.as_dict(env.config), env.dt, append=args.append) as writer:
         key = jax.random.fold_in(jax.random.PRNGKey(args.seed), writer.num_demos)
@@ -442,7 +444,7 @@ def _collect(args: argparse.Namespace, console) -> int:
                       f"with {num_envs:,} envs at a time -> {args.out}")
         try:
             with sigterm_as_interrupt(), _collect_progress(console, args.episodes) as progress:
-                stats = collect(env, policy, args.episodes, writer, num_envs=num_envs, key=key,
+                stats = collect(env, policy, args.episodes, writer, num_envs=num_envs, key=key, params=params,
                                 noise=args.noise, only_success=args.only_success, progress=progress)
         except KeyboardInterrupt:
             console.print(f"interrupted: {writer.num_added:,} demos written to {args.out} "

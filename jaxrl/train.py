@@ -38,7 +38,7 @@ import envs_mjx
 from jaxrl import algos, config
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.device_call import make_device_call, non_finite_culprit
-from jaxrl.evaluation import add_success_interval, make_evaluator
+from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
 from jaxrl.logger import RunLogger
 from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
@@ -208,8 +208,9 @@ class _Loop:
             params, self.key_eval).compile()
         self.validate = (jax.jit(lambda state, demos: algo.validation_metrics(state, cfg.algo, demos))
                          .lower(self.state, demos).compile() if algos.is_offline(algo) else None)
-        self.videos = (TrainingVideos(eval_env.unwrapped, algo.policy, params, self.key_video, tc.video_steps,
-                                      self.run_dir / "videos", self.console) if tc.video_every else None)
+        self.videos = (TrainingVideos(eval_env.unwrapped, policy_with_memory(algo), params, self.key_video,
+                                      tc.video_steps, self.run_dir / "videos", self.console)
+                       if tc.video_every else None)
         return time.monotonic() - started
 
     def run_eval(self, call: int, record: dict) -> None:

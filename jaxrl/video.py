@@ -156,22 +156,34 @@ def render_episode(env, state, qpos: np.ndarray, width: int = DEFAULT_WIDTH,
         return np.stack([renderer.render_qpos(pose) for pose in qpos])
 
 
-def make_policy_rollout(env, policy: Callable, steps: int):
+def _batch_of_one(obs):
+    return jax.tree.map(lambda leaf: leaf[None], obs)
+
+
+def make_policy_rollout(env, policy: tuple[Callable, Callable], steps: int):
     """jit-compiled (policy_params, key) -> (first state, qpos [steps, nq], done [steps]).
 
-    One episode of the deterministic `policy(params, obs)` in the unbatched
-    `env`; qpos and done are those after each step. Steps past the episode's
-    end (done) are not part of it.
+    One episode in the unbatched `env` of `policy`, a policy with memory as
+    `jaxrl.evaluation.policy_with_memory` gives it: (initial_memory(params,
+    obs[B, ...]), act(params, obs[B, ...], memory, key) -> (action[B, A],
+    memory)), run as evaluation runs it, with its memory, here on a batch of
+    one env, and without a key (deterministic). `key` starts the episode. qpos
+    and done are those after each step. Steps past the episode's end (done)
+    are not part of it.
     """
+    initial_memory, act = policy
 
     def rollout(params, key):
         first = env.reset(key)
 
-        def step(state, _):
-            state = env.step(state, policy(params, state.obs))
-            return state, (state.data.qpos, state.done)
+        def step(carry, _):
+            state, memory = carry
+            action, memory = act(params, _batch_of_one(state.obs), memory, None)
+            state = env.step(state, action[0])
+            return (state, memory), (state.data.qpos, state.done)
 
-        _, (qpos, done) = jax.lax.scan(step, first, None, length=steps)
+        start = (first, initial_memory(params, _batch_of_one(first.obs)))
+        _, (qpos, done) = jax.lax.scan(step, start, None, length=steps)
         return first, qpos, done
 
     return jax.jit(rollout)
@@ -200,9 +212,10 @@ class TrainingVideos:
     a warning says why, once, and training goes on without them.
     """
 
-    def __init__(self, env, policy: Callable, params, key: jax.Array, steps: int, video_dir: Path,
-                 console: Console):
-        """`env`: unbatched; `params`, `key`: examples of what `record` gets, to compile the rollout now."""
+    def __init__(self, env, policy: tuple[Callable, Callable], params, key: jax.Array, steps: int,
+                 video_dir: Path, console: Console):
+        """`env`: unbatched; `policy`: (initial_memory, act), see `make_policy_rollout`; `params`, `key`:
+        examples of what `record` gets, to compile the rollout now."""
         self.env, self.video_dir, self._console = env, Path(video_dir), console
         self._rollout = None
         reason = unavailable_reason(self.env)

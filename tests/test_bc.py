@@ -9,12 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_demos import cartpole_demo_file, cartpole_offline_config
+from test_train_loop import reproducible
 
 from jaxrl import cli, config
 from jaxrl.algos import bc
 from jaxrl.data import demos as demo_data
 from jaxrl.evaluation import add_success_interval
 from jaxrl.export import ExportError
+from jaxrl.logger import read_metrics
 from jaxrl.train import best_score, train
 
 NUM_DEMOS = 20
@@ -137,6 +140,31 @@ def test_cli_names_the_missing_or_unusable_data(grasp_demos, tmp_path, capsys):
                      f"run_dir={tmp_path / 'c'}"]) == cli.EXIT_USAGE
     assert "cube_pos" in capsys.readouterr().out and not (tmp_path / "c").exists()
 
+
+
+def resumed_run_matches_unbroken_run(cfg: config.RunConfig, tmp_path, stop_after: int = 1) -> None:
+    """Train `cfg` (cartpole_offline_config's 4 calls) unbroken, and again interrupted after `stop_after`
+    calls (as Ctrl-C would; after 1: between checkpoints) then resumed: the two metrics.jsonl hold the
+    same records, wall-clock figures aside."""
+    train(cfg, tmp_path / "unbroken")
+
+    def interrupt(record):
+        if record["call"] == stop_after:
+            raise KeyboardInterrupt
+
+    assert train(cfg, tmp_path / "resumed", on_record=interrupt).status == "interrupted"
+    assert train(cfg, tmp_path / "resumed", resume=True).status == "finished"
+    unbroken, resumed = (reproducible(read_metrics(tmp_path / name / "metrics.jsonl"))
+                         for name in ("unbroken", "resumed"))
+    assert [r["grad_steps"] for r in resumed] == [0, 10, 20, 30, 40]
+    assert resumed == unbroken
+
+
+def test_an_interrupted_run_resumes_to_the_unbroken_runs_numbers(tmp_path):
+    data = cartpole_demo_file(tmp_path / "demos.hdf5")
+    cfg = cartpole_offline_config("bc", data, "algo.obs_history=2", "algo.action_horizon=4",
+                                  "algo.dropout=0.1", "algo.obs_noise=0.1")  # every random draw of training
+    resumed_run_matches_unbroken_run(cfg, tmp_path)
 
 
 # --- the options: dropout, observation history (LSTM), action chunks with temporal ensembling ---------

@@ -8,17 +8,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_demos import cartpole_demo_file, cartpole_offline_config
 
 import envs_mjx
 from envs_mjx.classic.cartpole import CartpoleBalance, CartpoleConfig
 from jaxrl import algos, cli, config
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.data import reader
-from jaxrl.data.collect import CollectError, collect
+from jaxrl.data.collect import CollectError, collect, memoryless
 from jaxrl.data.inspect import inspect
 from jaxrl.data.reader import load
 from jaxrl.data.validate import DatasetError, validate
 from jaxrl.data.writer import DemoWriter
+from jaxrl.runs import restore_run
+from jaxrl.train import train
 
 EPISODE_LENGTH = 50
 NUM_ENVS = 8
@@ -263,17 +266,17 @@ class CartReachesRight(CartpoleBalance):
         return {"state": super().observe(data), "privileged": data.qvel}
 
 
-def balance(obs, key):
+def balance(obs):
     return jnp.clip(-obs[:1] - 0.5 * obs[3:4], -1.0, 1.0)
 
 
-def push_away(obs, key):
+def push_away(obs):
     """Push the cart further from the centre on the side it starts."""
     return jnp.where(obs[:1] >= 0, 1.0, -1.0)
 
 
-def push_away_dict(obs, key):
-    return push_away(obs["state"], key)
+def push_away_dict(obs):
+    return push_away(obs["state"])
 
 
 ENV_CONFIG = CartpoleConfig(episode_length=EPISODE_LENGTH)
@@ -286,10 +289,10 @@ def envs():
             "right": CartReachesRight(ENV_CONFIG)}
 
 
-def collect_into(path, env, policy, episodes, seed=0, append=False, **options):
+def collect_into(path, env, per_env_policy, episodes, seed=0, append=False, **options):
     with DemoWriter(path, "cartpole-balance", config.as_dict(env.config), env.dt, append=append) as writer:
-        stats = collect(env, policy, episodes, writer, num_envs=NUM_ENVS, key=jax.random.PRNGKey(seed),
-                        **options)
+        stats = collect(env, memoryless(per_env_policy), episodes, writer, num_envs=NUM_ENVS,
+                        key=jax.random.PRNGKey(seed), **options)
     return stats
 
 
@@ -323,7 +326,7 @@ def test_collect_writes_whole_episodes_with_consistent_steps(cartpole_demos):
         assert demo["success"]  # cart-pole never ends an episode itself: all reach the time limit
         np.testing.assert_array_equal(demo["dones"], np.eye(EPISODE_LENGTH)[-1])
         # The recorded action is the noisy one: near the policy's, never equal, within [-1, 1].
-        clean = np.asarray(jax.vmap(balance, (0, None))(jnp.asarray(states), None))
+        clean = np.asarray(jax.vmap(balance)(jnp.asarray(states)))
         difference = demo["actions"] - clean
         assert 0.03 < difference.std() < 0.2 and np.abs(demo["actions"]).max() <= 1.0
     with h5py.File(path) as file:
@@ -400,6 +403,31 @@ def test_interrupted_collection_leaves_a_readable_file(envs, tmp_path):
     collect_into(path, envs["cartpole"], balance, 3, seed=1, append=True, noise=0.1)
     assert [d["name"] for d in read_demos(path)][-4:] == ["demo_7", "demo_8", "demo_9", "demo_10"]
     assert inspect(path)["total_samples"] == (NUM_ENVS + 3) * EPISODE_LENGTH
+
+
+def test_cli_collects_a_policy_with_memory_as_evaluation_runs_it(tmp_path, capsys):
+    """A bc run with an observation history and action chunks: the demos' actions are `act`'s over the
+    demos' observations, its memory started at their first step, and not the memoryless `policy`'s."""
+    run_dir, out = tmp_path / "run", tmp_path / "bc.hdf5"
+    train(cartpole_offline_config("bc", cartpole_demo_file(tmp_path / "demos.hdf5"), "algo.obs_history=3",
+                                  "algo.action_horizon=4", "algo.ensemble_decay=0.5"), run_dir)
+    assert cli.main(["collect", "cartpole-balance", "--policy", str(run_dir), "--episodes", "3",
+                     "--num-envs", "3", "--out", str(out)]) == 0
+    assert "bc policy of" in capsys.readouterr().out
+    demos = read_demos(out)
+    obs = np.stack([demo["obs"]["state"] for demo in demos], axis=1)  # [T, 3, 5]: in lockstep, no early end
+    actions = np.stack([demo["actions"] for demo in demos], axis=1)
+    run = restore_run(run_dir, "best")
+    params, act = run.params, jax.jit(run.algo.act)
+    memory = run.algo.initial_memory(params, obs[0])
+    replayed = []
+    for step_obs in obs:
+        action, memory = act(params, step_obs, memory)
+        replayed.append(action)
+    # Equal up to float32 rounding of differently compiled programs (exactly equal seen); the memoryless
+    # policy's actions differ by far more (0.09 seen).
+    np.testing.assert_allclose(actions, np.stack(replayed), atol=1e-6)
+    assert np.abs(actions - run.algo.policy(params, obs)).max() > 1e-2
 
 
 def test_cli_collect_names_what_is_wrong_before_creating_a_file(tmp_path, capsys):

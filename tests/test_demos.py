@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import normalize
+from jaxrl import cli, config, normalize
 from jaxrl.data.demos import flatten_obs, load_demos, make_demo_set, parse_sources, windows
 from jaxrl.data.validate import DatasetError, validate
 from jaxrl.data.writer import DemoWriter
@@ -14,7 +14,7 @@ from jaxrl.data.writer import DemoWriter
 # --- small files ------------------------------------------------------------------------------------
 
 def episode(steps: int, tag: float, success: bool = True) -> dict:
-    """A demo whose values say where they come from: obs/a[t] = tag + t (x3), actions[t] = -(tag + t)."""
+    """A demo whose values say where they come from: obs/a[t] = tag + t (x3), actions[t] = -(tag + t)/1000."""
     t = np.arange(steps, dtype=np.float64)[:, None]
     obs = {"b": (tag + t + np.arange(4) / 10).reshape(steps, 2, 2), "a": np.repeat(tag + t, 3, axis=1)}
     return {"obs": obs, "next_obs": {k: v + 1 for k, v in obs.items()},
@@ -48,10 +48,36 @@ def write_raw(path, demos, data_attrs=None):
     return path
 
 
+def cartpole_demo_file(path, num_demos: int = 6, steps: int = 30, seed: int = 0):
+    """A demo file of cartpole-balance's observation ("state" [5]) and action ([1]) holding random numbers:
+    data an offline learner of that env trains on in seconds (what it learns does not matter)."""
+    rng = np.random.default_rng(seed)
+    with DemoWriter(path, "cartpole-balance", {"episode_length": steps}, 0.01) as writer:
+        for _ in range(num_demos):
+            obs = rng.normal(size=(steps + 1, 5))
+            writer.add({"state": obs[:-1]}, {"state": obs[1:]}, rng.uniform(-1, 1, (steps, 1)),
+                       np.zeros(steps), np.eye(steps)[-1], success=True)
+    return path
+
+
+def cartpole_offline_config(algo_name: str, data, *overrides) -> config.RunConfig:
+    """A bc or diffusion run of cartpole-balance on `data` (see cartpole_demo_file) that compiles and
+    trains in seconds: 4 calls of 10 gradient steps, evaluated and checkpointed every other call, on 4
+    episodes of 30 steps. Small networks (diffusion: a one-level U-Net of 8 channels, 4-step chunks)."""
+    small = {"bc": ["algo.hidden_layer_sizes=[16,16]", "algo.batch_size=32"],
+             "diffusion": ["algo.down_dims=[8]", "algo.n_groups=4", "algo.kernel_size=3",
+                           "algo.time_embed_dim=8", "algo.action_horizon=4", "algo.action_exec=2",
+                           "algo.num_train_steps=10", "algo.num_inference_steps=3", "algo.batch_size=16"]}
+    return config.load("cartpole-balance", algo_name, preset="cpu", overrides=[
+        f"data={data}", *small[algo_name], "env.episode_length=30", "train.num_timesteps=40",
+        "train.iterations_per_call=10", "train.eval_every=20", "train.checkpoint_every=20",
+        "train.num_eval_envs=4", "train.tensorboard=false", *overrides])
+
+
 def raw_demo(steps: int, tag: float, **extra) -> dict:
     t = np.arange(steps, dtype=np.float64)[:, None]
     obs = {"pos": np.repeat(tag + t, 3, axis=1), "grip": tag + t}
-    return {"obs": obs, "actions": np.repeat(-(tag + t), 7, axis=1), **extra}
+    return {"obs": obs, "actions": np.repeat(-(tag + t), 7, axis=1) / 1000, **extra}
 
 
 THREE = [episode(5, 0.0, True), episode(7, 100.0, False), episode(4, 200.0, True)]
@@ -125,7 +151,7 @@ def test_corrections_by_source_attribute_and_what_a_correction_file_needs(tmp_pa
     demos = load_demos([(str(path), "corrections")], val_fraction=0)
     assert (demos.num_samples, demos.num_episodes) == (5, 2)
     np.testing.assert_array_equal(demos.train_index, np.arange(5))
-    np.testing.assert_array_equal(demos.actions[3:, 0], [-200.0, -201.0])
+    np.testing.assert_allclose(demos.actions[3:, 0], [-0.2, -0.201], rtol=1e-6)
     unmarked = write_raw(tmp_path / "unmarked.hdf5", [raw_demo(3, 0.0, attrs={"source": "human"}),
                                                        raw_demo(3, 1.0)])
     with pytest.raises(DatasetError, match=r"unmarked.hdf5: data/demo_1 has neither per-step 'intervention' "
@@ -236,6 +262,26 @@ def test_rejected_files_name_file_demo_and_key(demos_file, damage, message):
         damage(file)
     with pytest.raises(DatasetError, match=message):
         load_demos([(str(demos_file), "all")], obs_keys=("b", "a"))
+
+
+def test_actions_outside_the_unit_range_are_refused_naming_the_demo_and_the_range(tmp_path, capsys):
+    path = cartpole_demo_file(tmp_path / "demos.hdf5")
+    with h5py.File(path, "a") as file:
+        file["data/demo_0/actions"][0] = np.nextafter(np.float32(1), np.float32(2))  # a float32 rounding
+        file["data/demo_2/actions"][...] = 1.5
+    with pytest.raises(DatasetError, match=r"demos.hdf5: data/demo_2/actions range over \[1.5, 1.5\] but "
+                                           r"actions must lie in \[-1, 1\], the env's action space; rescale "
+                                           r"the actions into \[-1, 1\]"):
+        load_demos([(str(path), "all")])
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "cartpole-balance", "bc", "--preset", "cpu", f"data={path}",
+                     f"run_dir={run_dir}"]) == cli.EXIT_USAGE
+    last_line = capsys.readouterr().out.splitlines()[-1]  # after the line saying what is trained where
+    assert last_line.startswith("error: ") and "data/demo_2/actions range over [1.5, 1.5]" in last_line
+    assert not run_dir.exists()
+    with h5py.File(path, "a") as file:
+        file["data/demo_2/actions"][...] = 1.0
+    assert load_demos([(str(path), "all")]).num_episodes == 6  # demo_0's float32 rounding past 1 is let pass
 
 
 def test_data_only_an_offline_learner_does_not_read_may_be_missing(demos_file):

@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_bc import FlatEnv
+from test_bc import FlatEnv, resumed_run_matches_unbroken_run
+from test_demos import cartpole_demo_file, cartpole_offline_config
 
 import envs_mjx
 from jaxrl import cli, config, normalize
@@ -103,7 +104,7 @@ def test_sampled_actions_are_valid_and_the_plain_policy_is_deterministic(setup, 
     plain, alone, sampled = policies(params, obs, jax.random.PRNGKey(3))
     assert bool(jnp.all(jnp.abs(plain) <= 1.0)) and np.isfinite(np.asarray(plain)).all()
     np.testing.assert_array_equal(policies(params, obs, jax.random.PRNGKey(4))[0], plain)
-    # The same observation gets the same action in any batch, and alone (videos and collection).
+    # The same observation gets the same action in any batch, and alone.
     assert alone.shape == (2,)
     np.testing.assert_allclose(alone, plain[2], atol=1e-5)
     assert bool(jnp.all(jnp.abs(sampled) <= 1.0)) and not np.allclose(sampled, plain)
@@ -206,6 +207,11 @@ def test_a_run_trains_evaluates_with_memory_and_restores_without_the_data(tmp_pa
     grasp_demos.unlink()
     run = restore_run(tmp_path / "run", "best")
     obs = {key: jnp.zeros(shape) for key, shape in offline.env_obs_shapes(run.eval_env).items()}
-    action = jax.jit(run.algo.policy)(run.algo.policy_params(run.state), obs)
+    action = jax.jit(run.algo.policy)(run.params, obs)
     assert action.shape == (4,) and bool(jnp.all(jnp.abs(action) <= 1.0))
-    assert run.state.policy_spec.obs_keys == tuple(run.cfg.algo.obs_keys) != ()
+    assert run.params.spec.obs_keys == tuple(run.cfg.algo.obs_keys) != ()
+
+
+def test_an_interrupted_run_resumes_to_the_unbroken_runs_numbers(tmp_path):
+    cfg = cartpole_offline_config("diffusion", cartpole_demo_file(tmp_path / "demos.hdf5"))
+    resumed_run_matches_unbroken_run(cfg, tmp_path)

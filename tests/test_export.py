@@ -35,7 +35,7 @@ def untrained_run(env_name: str) -> Run:
     cfg = config.load(env_name, "ppo", overrides=SMALL_RUN_OVERRIDES[env_name], preset="cpu")
     train_env, eval_env = make_envs(cfg)
     state = jax.jit(lambda key: ppo.init(key, train_env, cfg.algo))(jax.random.PRNGKey(0))
-    return Run(cfg, ppo, train_env, eval_env, state, {"env_steps": 0})
+    return Run(cfg, ppo, train_env, eval_env, ppo.policy_params(state), state.env_state.obs, {"env_steps": 0})
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def restored(small_run):
 
 def export_run(run, out, **kwargs):
     provenance = Provenance(run.cfg.env_name, run.cfg.algo_name, "best", run.meta["env_steps"])
-    return export_onnx(run.algo, run.algo.policy_params(run.state), run.train_env.unwrapped,
-                       run.state.env_state.obs, out, provenance, **kwargs)
+    return export_onnx(run.algo, run.params, run.train_env.unwrapped,
+                       run.observations, out, provenance, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def exported(restored, tmp_path_factory):
 def test_onnx_output_is_the_jax_policy_in_the_envs_action_range(env_name, exported):
     run, result = exported(env_name)
     env = run.train_env.unwrapped
-    obs = run.state.env_state.obs
-    action = np.asarray(run.algo.policy(run.algo.policy_params(run.state), obs))  # [-1, 1]
+    obs = run.observations
+    action = np.asarray(run.algo.policy(run.params, obs))  # [-1, 1]
     affine = env.control_affine
     expected = action if affine is None else affine[0] + affine[1] * action
 
@@ -271,7 +271,7 @@ def untrained_offline_run(run_dir, name: str, demos_file) -> Run:
     checkpointer.save_best(0, state, {"call": 0, "grad_steps": 0, "best_score": None, "best_call": 0})
     checkpointer.close()
     demos_path.unlink()
-    return Run(cfg, algo, train_env, eval_env, state, {"grad_steps": 0})
+    return Run(cfg, algo, train_env, eval_env, algo.policy_params(state), None, {"grad_steps": 0})
 
 
 def random_observations(env, shape, seed=0) -> tuple[dict, np.ndarray]:
@@ -292,7 +292,7 @@ def test_an_offline_run_exports_without_its_data_and_acts_as_in_jax(name, grasp_
     capsys.readouterr()
     assert cli.main(["export", str(run_dir), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    params = run.algo.policy_params(run.state)
+    params = run.params
     memory_size = algos.export_memory_size(run.algo, params)
     policy = OnnxPolicy(out)
     assert policy.metadata.memory_size == memory_size and policy.metadata.algo == run.cfg.algo_name

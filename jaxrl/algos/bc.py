@@ -289,8 +289,9 @@ def _memoryless(params: PolicyParams, latest: jax.Array, key: jax.Array | None =
 
 def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array:
     """Actions in [-1, 1] for observations with any leading batch axes, without memory: the window is the
-    observation repeated, the action the chunk's first. A key samples the Gaussian. For evaluation `act`
-    is the faithful policy; this one serves videos and collection."""
+    observation repeated, the action the chunk's first. A key samples the Gaussian. Evaluation, videos
+    and collection run `act`, the faithful policy (jaxrl.evaluation.policy_with_memory); this one is the
+    policy of observations alone (stateless settings export it)."""
     return _memoryless(params, offline.standardized_obs(params, obs), key)
 
 

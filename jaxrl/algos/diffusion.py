@@ -304,7 +304,8 @@ def policy(params: PolicyParams, obs, key: jax.Array | None = None) -> jax.Array
     A one-step receding horizon: the history is the current observation repeated, one chunk is
     sampled and its first action returned. Without a key DDIM starts from one fixed draw of noise,
     the same for every observation, so the action is a function of the observation alone (whatever
-    the batch). For evaluation `act` is the faithful policy; this one serves videos and collection.
+    the batch). Evaluation, videos and collection run `act`, the faithful policy
+    (jaxrl.evaluation.policy_with_memory).
     """
     spec = params.spec
     latest = offline.standardized_obs(params, obs)

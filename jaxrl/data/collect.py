@@ -6,6 +6,11 @@ soon as every episode has ended or succeeded: demos that end at success are
 often much shorter than the time limit. The host then cuts each env's steps at
 the end of its episode and writes them in env order. Round r draws from
 `fold_in(key, r)`: the same key writes the same demos.
+
+The policy is one with memory, as `jaxrl.evaluation.policy_with_memory` gives
+a learner's: the envs of a round all start together, so its memory starts at
+their first step and steps in lockstep, as in evaluation. A per-env function
+obs -> action (a scripted expert) becomes one with `memoryless`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,12 +67,28 @@ def recorded_obs_keys(env: envs_mjx.Env, obs) -> tuple[str, ...] | None:
     return tuple(parts) if parts is not None else tuple(obs)
 
 
+# (initial_memory(params, obs[B, ...]) -> memory, act(params, obs[B, ...], memory, key) -> (action[B, A],
+# memory)): a policy for a batch of envs that start together (jaxrl.evaluation.policy_with_memory's form).
+MemoryPolicy = tuple[Callable, Callable]
+
+
+@functools.lru_cache(maxsize=8)  # the same per_env, the same policy: make_round's cache compiles it once
+def memoryless(per_env: Callable) -> MemoryPolicy:
+    """The policy with (empty) memory of `per_env(obs) -> action`, a pure function of one env's
+    observation such as a scripted expert; it ignores the params."""
+    def act(params, obs, memory, key):
+        return jax.vmap(per_env)(obs), memory
+
+    return (lambda params, obs: ()), act
+
+
 @functools.lru_cache(maxsize=8)  # collecting again with the same env and policy compiles once
-def make_round(env: envs_mjx.Env, policy: Callable, num_envs: int, noise: float) -> Callable:
-    """jit-compiled key -> (steps taken, a dict of [episode_length, num_envs, ...] arrays).
+def make_round(env: envs_mjx.Env, policy: MemoryPolicy, num_envs: int, noise: float) -> Callable:
+    """jit-compiled (params, key) -> (steps taken, a dict of [episode_length, num_envs, ...] arrays).
 
     Rows past the steps taken are zeros: every episode had ended before them.
     """
+    initial_memory, policy_act = policy
     episode_length = env.config.episode_length
     batched = envs_mjx.wrap_for_eval(env, episode_length)
     first = jax.eval_shape(env.reset, jax.random.PRNGKey(0))  # shapes only: tracing MJX is slow
@@ -77,43 +98,41 @@ def make_round(env: envs_mjx.Env, policy: Callable, num_envs: int, noise: float)
     def recorded(obs) -> dict:
         return {FLAT_OBS_KEY: obs} if obs_keys is None else {key: obs[key] for key in obs_keys}
 
-    def act(obs, key):
-        key_policy, key_noise = jax.random.split(key)
-        action = policy(obs, key_policy)
+    def step(params, state, memory, noise_key):
+        # No key for the policy: it acts deterministically, and only `noise` makes the demos vary.
+        action, memory = policy_act(params, state.obs, memory, None)
         if noise > 0:
-            action = action + noise * jax.random.normal(key_noise, action.shape)
+            action = action + noise * jax.random.normal(noise_key, action.shape)
         # The env clips too; clipping here makes the recorded action the one executed.
-        return jnp.clip(action, -1.0, 1.0)
-
-    def step(state, step_key):
-        action = jax.vmap(act)(state.obs, jax.random.split(step_key, num_envs))
+        action = jnp.clip(action, -1.0, 1.0)
         next_state = batched.step(state, action)
         record = {"obs": recorded(state.obs), "next_obs": recorded(next_state.obs), "actions": action,
                   "rewards": next_state.reward, "dones": next_state.done,
                   "truncation": next_state.info["truncation"]}
         if reports_success:
             record["success"] = next_state.metrics["success"]
-        return next_state, record
+        return next_state, memory, record
 
-    def run_round(key):
-        key_reset, key_act = jax.random.split(key)
+    def run_round(params, key):
+        key_reset, key_noise = jax.random.split(key)
         state = batched.reset(jax.random.split(key_reset, num_envs))
-        one_step = jax.eval_shape(step, state, key_act)[1]
+        memory = initial_memory(params, state.obs)
+        one_step = jax.eval_shape(step, params, state, memory, key_noise)[2]
         steps = jax.tree.map(lambda x: jnp.zeros((episode_length, *x.shape), x.dtype), one_step)
 
         def unfinished(carry):
-            t, _, ended, _ = carry
+            t, _, _, ended, _ = carry
             return (t < episode_length) & ~jnp.all(ended)
 
         def advance(carry):
-            t, state, ended, steps = carry
-            state, record = step(state, jax.random.fold_in(key_act, t))
+            t, state, memory, ended, steps = carry
+            state, memory, record = step(params, state, memory, jax.random.fold_in(key_noise, t))
             steps = jax.tree.map(lambda rows, row: rows.at[t].set(row), steps, record)
             ended = ended | (record["dones"] > 0) | (record.get("success", 0.0) > 0)
-            return t + 1, state, ended, steps
+            return t + 1, state, memory, ended, steps
 
-        carry = (jnp.int32(0), state, jnp.zeros(num_envs, bool), steps)
-        taken, _, _, steps = jax.lax.while_loop(unfinished, advance, carry)
+        carry = (jnp.int32(0), state, memory, jnp.zeros(num_envs, bool), steps)
+        taken, _, _, _, steps = jax.lax.while_loop(unfinished, advance, carry)
         return taken, steps
 
     return jax.jit(run_round)
@@ -149,13 +168,15 @@ def split_episodes(steps: dict) -> list[tuple[dict, bool]]:
     return demos
 
 
-def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWriter, *, num_envs: int,
-            key: jax.Array, noise: float = 0.0, only_success: bool = False,
+def collect(env: envs_mjx.Env, policy: MemoryPolicy, episodes: int, writer: DemoWriter, *, num_envs: int,
+            key: jax.Array, params: Any = None, noise: float = 0.0, only_success: bool = False,
             progress: Callable[[CollectStats], None] | None = None) -> CollectStats:
-    """Write `episodes` demos of `policy` acting in `env` (unwrapped) to `writer`.
+    """Write `episodes` demos of `policy` with `params` acting in `env` (unwrapped) to `writer`.
 
-    policy(obs, key) -> action acts on one unbatched observation; Gaussian noise
-    of std `noise` is added to its actions (then clipped to [-1, 1]). With
+    policy: (initial_memory, act) acting on the batch of a round's envs (see
+    MemoryPolicy; `memoryless` of a per-env function), without a key: it acts
+    deterministically. Gaussian noise of std `noise` is added to its actions
+    (then clipped to [-1, 1]); the policy's memory never sees the noise. With
     `only_success`, failed episodes are dropped and rounds go on until enough
     succeeded. `progress(stats)` is called after each round; a KeyboardInterrupt
     raised there (or by Ctrl-C) stops the collection with every finished demo on disk.
@@ -166,7 +187,7 @@ def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWrit
         raise ValueError(f"noise is a standard deviation, >= 0; got {noise}")
     started = time.monotonic()
     # Compiled apart from the first round, so that steps/s measures the simulation.
-    run_round = make_round(env, policy, num_envs, noise).lower(key).compile()
+    run_round = make_round(env, policy, num_envs, noise).lower(params, key).compile()
     compile_seconds = time.monotonic() - started
     started = time.monotonic()
     written = episodes_run = successes = rounds = env_steps = 0
@@ -177,7 +198,7 @@ def collect(env: envs_mjx.Env, policy: Callable, episodes: int, writer: DemoWrit
                 f"no episode succeeded in {rounds} rounds ({episodes_run} episodes, success rate 0%), so no "
                 f"demo was written; check that the policy solves the task (with less noise?) or collect "
                 f"failed episodes too")
-        taken, steps = run_round(jax.random.fold_in(key, rounds))
+        taken, steps = run_round(params, jax.random.fold_in(key, rounds))
         taken = int(taken)
         steps = jax.device_get(jax.tree.map(lambda rows, n=taken: rows[:n], steps))
         rounds += 1

@@ -35,6 +35,9 @@ from jaxrl.data.validate import DatasetError
 FILTERS = ("all", "success", "corrections")  # per-file filter names
 INTERVENTION_KEYS = ("intervention", "interventions")  # per-step flags of a correction dataset, [T]
 CORRECTION_SOURCES = ("human", "intervention", "correction")  # `source` attributes of a corrected demo
+# How far past [-1, 1] an action may lie and still count as in range: a tool that clips its actions and
+# rescales or stores them through float32 can land an ulp or two outside (float32's spacing at 1 is 1.2e-7).
+ACTION_RANGE_TOLERANCE = 1e-5
 
 __all__ = ["FILTERS", "FLAT_OBS_KEY", "DemoSet", "abstract_demos", "flatten_obs", "load_demos",
            "make_demo_set", "parse_sources", "windows"]
@@ -253,6 +256,17 @@ def _flat_obs(demo: DemoArrays, obs_keys: Sequence[str]) -> np.ndarray:
     return np.asarray(flatten_obs(obs, obs_keys, [obs[key].shape[1:] for key in obs_keys]), np.float32)
 
 
+def _check_action_range(path, demo: DemoArrays) -> None:
+    """DatasetError when the demo's actions leave [-1, 1]: the learners clip their actions to it (bc's
+    output, diffusion's DDIM), so demos in other units would be learnt wrongly, not refused later."""
+    actions = demo.arrays["actions"]
+    low, high = float(actions.min()), float(actions.max())  # a kept demo has at least one step
+    if low < -1.0 - ACTION_RANGE_TOLERANCE or high > 1.0 + ACTION_RANGE_TOLERANCE:
+        raise DatasetError(f"{path}: data/{demo.name}/actions range over [{low:.6g}, {high:.6g}] but actions "
+                           f"must lie in [-1, 1], the env's action space; rescale the actions into [-1, 1] "
+                           f"(e.g. divide by the actuators' limits) before training")
+
+
 def _describe(sources) -> str:
     return ", ".join(f"{path}:{filter_name}" for path, filter_name in sources)
 
@@ -264,7 +278,8 @@ def load_demos(sources: list[tuple[str, str]], obs_keys: tuple[str, ...] | None 
     sources: (path, filter) pairs (see `parse_sources`). obs_keys None: all keys of the first file in its
     env_args order (see validate.file_obs_keys). Only obs/ and actions are needed (files of other
     robomimic-style tools may lack next_obs/, rewards, dones and the count attributes); every file must
-    agree on the shapes of the chosen keys and of actions (the error names both files). Episodes are kept
+    agree on the shapes of the chosen keys and of actions (the error names both files), and every action
+    used must lie in [-1, 1] (the error names the demo and its range). Episodes are kept
     whole under "corrections" too (history windows need the preceding steps): only train_index and
     val_index leave out the steps not corrected; an episode without any corrected step is dropped. With
     val_fraction > 0 at least one episode goes to validation and at least one stays for training.
@@ -282,6 +297,7 @@ def load_demos(sources: list[tuple[str, str]], obs_keys: tuple[str, ...] | None 
         for demo in file.demos:
             steps = _kept_steps(file.path, demo, filter_name)
             if steps.any():
+                _check_action_range(file.path, demo)
                 obs.append(_flat_obs(demo, file.obs_keys))
                 actions.append(demo.arrays["actions"])
                 kept.append(steps)
