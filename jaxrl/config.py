@@ -32,7 +32,9 @@ from envs_mjx.registry import UnknownEnvError
 from jaxrl import algos
 from jaxrl.algos import UnknownAlgorithmError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The recipes ship inside the package (a wheel holds no top-level configs/); in the repo
+# jaxrl/recipes is a link to configs/, where people read them.
+CONFIG_DIR = (Path(__file__).parent / "recipes").resolve()
 SECTIONS = ("env", "algo", "train")
 RECIPE_KEYS = ("env_name", "algo_name") + SECTIONS + ("cpu",)
 
