@@ -1,4 +1,5 @@
-"""`jaxrl`: train, evaluate, export, collect demonstrations, inspect them and list, from the command line.
+"""`jaxrl`: train, show a config, evaluate, export, collect demonstrations, inspect them and list, from the
+command line.
 
 Errors the user can fix (config, unknown names, unreadable checkpoints,
 divergence) print one clear message and exit non-zero, without a traceback.
@@ -24,7 +25,20 @@ examples:
 
 Overrides are section.field=value (sections: env, algo, train) or a bare
 field=value when only one section has it. `jaxrl list` shows envs, algorithms
-and recipes. Without an accelerator the recipe's CPU preset is applied.
+and recipes; `jaxrl config ENV ALGO` every setting. Without an accelerator the
+recipe's CPU preset is applied. A resumed run keeps its saved config.yaml:
+--resume takes overrides, not --config or --preset.
+"""
+
+EPILOG_CONFIG = """\
+examples:
+  jaxrl config cartpole-balance ppo
+  jaxrl config go1-joystick ppo --preset full env.rewards.torques=-1e-4
+  jaxrl config grasp-lift-cube bc data=demos.hdf5
+
+Each line is a setting's key (as an override names it), its value, its type and
+what it means. The values are those `jaxrl train` would run with the same
+arguments: dataclass defaults, then the recipe, the preset and the overrides.
 """
 
 EPILOG_COLLECT = """\
@@ -38,6 +52,10 @@ examples:
 its last one; the seed is combined with the number of demos already there, so
 appending draws new episodes. Ctrl-C stops with every finished demo on disk.
 """
+
+CHECKPOINT_HELP = ("best (by evaluation; the default), latest (the newest, at the end of a run its last), or "
+                   "the one taken at STEP: env steps, gradient steps for runs of bc and diffusion (as the "
+                   "training log prints them, 10,000,000 or 10000000)")
 
 EPILOG_EXPORT = """\
 examples:
@@ -77,19 +95,24 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("args", nargs="*", metavar="ENV ALGO [key=value ...]",
                        help="env and algorithm names, then config overrides")
-    train.add_argument("--config", type=Path, metavar="FILE",
-                       help="YAML recipe (default: configs/<env>_<algo>.yaml when it exists)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue RUN_DIR from its latest checkpoint (overrides may follow)")
-    train.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto",
-                       help="recipe variant: auto picks cpu when JAX finds no accelerator (default)")
+    _add_recipe_options(train)
+
+    show = commands.add_parser(
+        "config", help="show every setting a training run would use, with its type and meaning",
+        description="Print each setting of the env, algo and train sections as `jaxrl train` would "
+                    "resolve it, with its type and one-line doc.", epilog=EPILOG_CONFIG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    show.add_argument("args", nargs="*", metavar="ENV ALGO [key=value ...]",
+                      help="env and algorithm names, then config overrides")
+    _add_recipe_options(show)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a trained run's deterministic policy",
         description="Run the deterministic policy of RUN_DIR's checkpoint for N episodes.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--checkpoint", choices=("best", "latest"), default="best",
-                          help="which checkpoint (default: best by evaluation return)")
+    evaluate.add_argument("--checkpoint", default="best", metavar="best|latest|STEP", help=CHECKPOINT_HELP)
     evaluate.add_argument("--episodes", type=int, default=16, help="episodes, run in parallel (default 16)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
 
@@ -99,9 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                     "against the JAX policy.", epilog=EPILOG_EXPORT,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    export.add_argument("--checkpoint", default="best", metavar="best|final|STEP",
-                        help="best by evaluation return (default), the final one, or the one taken at STEP "
-                             "env steps (as the training log prints them)")
+    export.add_argument("--checkpoint", default="best", metavar="best|latest|STEP", help=CHECKPOINT_HELP)
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
 
     play = commands.add_parser(
@@ -122,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=0, help="seed of the episodes' starts")
     play.add_argument("--compare", type=Path, metavar="RUN_DIR",
                       help="sim-to-sim: returns of the same episodes in MJX and in plain MuJoCo")
-    play.add_argument("--checkpoint", default="best", metavar="best|final|STEP",
-                      help="with --compare: the checkpoint to compare (default best)")
+    play.add_argument("--checkpoint", default="best", metavar="best|latest|STEP",
+                      help=f"with --compare, the checkpoint to compare: {CHECKPOINT_HELP}")
     play.add_argument("--episodes", type=int, default=16, help="with --compare: episodes (default 16)")
 
     collect = commands.add_parser(
@@ -159,29 +180,54 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_train_args(args: argparse.Namespace):
-    """(env, algo, overrides) from the positional words of `jaxrl train`."""
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """--config and --preset: how `train` and `config` pick the recipe and its variant."""
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="YAML recipe (default: configs/<env>_<algo>.yaml when it exists)")
+    # No default: `train --resume` refuses a --preset given, even `auto`.
+    parser.add_argument("--preset", choices=("auto", "cpu", "full"),
+                        help="recipe variant: auto picks cpu when JAX finds no accelerator (default)")
+
+
+def _preset(choice: str | None) -> str:
+    """The recipe variant --preset names: "full" or "cpu" (auto, also when not given: cpu without an
+    accelerator)."""
+    from jaxrl import runtime
+
+    if choice in (None, "auto"):
+        return "full" if runtime.has_accelerator() else "cpu"
+    return choice
+
+
+def _split_run_args(args: argparse.Namespace):
+    """(env, algo, overrides) from the positional words of `jaxrl train` or `jaxrl config`."""
     from jaxrl.config import ConfigError
 
     names = [a for a in args.args if "=" not in a]
     overrides = [a for a in args.args if "=" in a]
-    if args.resume is not None:
+    if getattr(args, "resume", None) is not None:
         if names:
             raise ConfigError(f"--resume takes overrides only, not names: {' '.join(names)}")
+        given = [flag for flag, value in (("--config", args.config), ("--preset", args.preset)) if value]
+        if given:
+            raise ConfigError(f"--resume continues the run with its saved config.yaml, so "
+                              f"{' and '.join(given)} cannot apply; change settings with key=value overrides "
+                              f"(e.g. train.num_timesteps=8000000), or start a new run")
         return None, None, overrides
     if len(names) > 2 or (not names and args.config is None):
-        raise ConfigError("usage: jaxrl train ENV ALGO [key=value ...]  (`jaxrl list` shows the names)")
+        raise ConfigError(f"usage: jaxrl {args.command} ENV ALGO [key=value ...]  "
+                          f"(`jaxrl list` shows the names)")
     if len(names) == 1:
-        raise ConfigError(f"name both the env and the algorithm: jaxrl train {names[0]} ALGO")
+        raise ConfigError(f"name both the env and the algorithm: jaxrl {args.command} {names[0]} ALGO")
     env_name, algo_name = names if names else (None, None)
     return env_name, algo_name, overrides
 
 
 def _train(args: argparse.Namespace, console) -> int:
-    from jaxrl import config, runtime
+    from jaxrl import config
     from jaxrl.train import default_run_dir, train
 
-    env_name, algo_name, overrides = _split_train_args(args)
+    env_name, algo_name, overrides = _split_run_args(args)
     if args.resume is not None:
         run_dir = args.resume
         if not (run_dir / "config.yaml").exists():
@@ -189,11 +235,9 @@ def _train(args: argparse.Namespace, console) -> int:
         cfg = config.load_saved(run_dir / "config.yaml", overrides)
         return _report(train(cfg, run_dir, resume=True, console=console))
 
-    preset = args.preset
-    if preset == "auto":
-        preset = "full" if runtime.has_accelerator() else "cpu"
+    preset = _preset(args.preset)
     cfg = config.load(env_name, algo_name, args.config, overrides, preset)
-    if args.preset == "auto" and preset == "cpu":
+    if args.preset in (None, "auto") and preset == "cpu":
         console.print(f"No accelerator found (JAX backend: cpu): using the CPU preset "
                       f"(num_envs={getattr(cfg.algo, 'num_envs', '?')}, "
                       f"num_timesteps={cfg.train.num_timesteps:,}). Pass --preset full to override.")
@@ -206,6 +250,31 @@ def _report(result) -> int:
     return EXIT_INTERRUPTED if result.status == "interrupted" else 0
 
 
+def _config(args: argparse.Namespace, console) -> int:
+    from jaxrl import config
+    from jaxrl.config_docs import settings, value_text
+
+    env_name, algo_name, overrides = _split_run_args(args)
+    preset = _preset(args.preset)
+    # The algorithm's own checks are reported after the settings, not raised: the settings are what a
+    # user looks up, and bc and diffusion would otherwise show nothing until given their data=.
+    cfg = config.load(env_name, algo_name, args.config, overrides, preset, check=False)
+    recipe = config.recipe_for(cfg.env_name, cfg.algo_name, args.config)
+    auto = " (auto)" if args.preset in (None, "auto") else ""
+    console.print(f"{cfg.env_name} / {cfg.algo_name}: recipe {recipe or 'none (dataclass defaults)'}, "
+                  f"preset {preset}{auto}, overrides {' '.join(overrides) or 'none'}", markup=False)
+    rows = [(s.key, value_text(s.value), s.type, s.doc) for s in settings(cfg)]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for *columns, doc in rows:
+        line = "  ".join(text.ljust(width) for text, width in zip(columns, widths, strict=True))
+        console.print(f"  {line}  {doc}".rstrip(), markup=False)
+    try:
+        config.check_algo(cfg)
+    except config.ConfigError as error:
+        console.print(f"`jaxrl train` would refuse these settings: {error}", markup=False)
+    return 0
+
+
 def _eval(args: argparse.Namespace, console) -> int:
     import jax
 
@@ -215,28 +284,36 @@ def _eval(args: argparse.Namespace, console) -> int:
 
     if args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
-    run = restore_run(args.run_dir, args.checkpoint)
+    which = _checkpoint_choice(args.checkpoint)
+    run = restore_run(args.run_dir, which)
     cfg = run.cfg
     evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
     results = evaluate(run.params, jax.random.PRNGKey(args.seed))
     results = add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
-    console.print(f"{cfg.env_name} / {cfg.algo_name}, {args.checkpoint} checkpoint at "
-                  f"{run.steps_text}, {args.episodes} episodes:")
+    console.print(f"{cfg.env_name} / {cfg.algo_name}, {_checkpoint_text(which, run)}, {args.episodes} "
+                  f"episodes:")
     for key, value in results.items():
         console.print(f"  {key:<28} {value:10.3f}")
     return 0
 
 
 def _checkpoint_choice(text: str) -> str | int:
-    """--checkpoint's value as Checkpointer.restore takes it: "best", "latest" or env steps."""
+    """--checkpoint's value as Checkpointer.restore takes it: "best", "latest" or the run's steps."""
     from jaxrl.config import ConfigError
 
-    if text in ("best", "final"):
-        return {"best": "best", "final": "latest"}[text]
+    if text in ("best", "latest"):
+        return text
     try:
         return int(text.replace(",", ""))  # as logs print it (10,000,000); int() takes 10_000_000
     except ValueError:
-        raise ConfigError(f"--checkpoint takes best, final or a number of env steps, not {text!r}") from None
+        raise ConfigError(f"--checkpoint takes best, latest or a number of steps (env steps; gradient steps "
+                          f"for a run of bc or diffusion), not {text!r}") from None
+
+
+def _checkpoint_text(which: str | int, run) -> str:
+    """E.g. "best checkpoint at 1,024 env steps"; without a name for a checkpoint chosen by its steps."""
+    name = f"{which} " if isinstance(which, str) else ""
+    return f"{name}checkpoint at {run.steps_text}"
 
 
 def _export(args: argparse.Namespace, console) -> int:
@@ -245,7 +322,7 @@ def _export(args: argparse.Namespace, console) -> int:
 
     which = _checkpoint_choice(args.checkpoint)
     run = restore_run(args.run_dir, which)
-    result = export_run(run, args.checkpoint if isinstance(which, str) else str(which), args.out)
+    result = export_run(run, str(which), args.out)
     meta = result.metadata
     units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:,.1f} KiB): {meta.env_name} / "
@@ -357,11 +434,11 @@ def _compare(args: argparse.Namespace, console) -> int:
     which = _checkpoint_choice(args.checkpoint)
     run = restore_run(args.compare, which)
     with tempfile.TemporaryDirectory() as scratch:
-        path = args.policy or export_run(run, args.checkpoint, Path(scratch) / "policy.onnx").path
+        path = args.policy or export_run(run, str(which), Path(scratch) / "policy.onnx").path
         policy = OnnxPolicy(path)
         policy.check_env(run.train_env.unwrapped, run.cfg.env_name)
         console.print(f"{run.cfg.env_name}: {args.episodes} episodes in MJX (JAX policy) and in plain MuJoCo "
-                      f"(ONNX policy), {args.checkpoint} checkpoint at {run.steps_text}")
+                      f"(ONNX policy), {_checkpoint_text(which, run)}")
         result = compare(run.algo, run.params, run.cfg.env_name, run.cfg.env, policy,
                          args.episodes, args.seed)
     for i, (mjx, plain) in enumerate(zip(result.mjx_returns, result.plain_returns, strict=True)):
@@ -486,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     # which argparse alone would reject.
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
-    if len(overrides) < len(extra) or (overrides and args.command != "train"):
+    if len(overrides) < len(extra) or (overrides and args.command not in ("train", "config")):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if overrides:
         args.args += overrides
@@ -494,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     # a cached executable; keep its output to fatal errors unless asked for.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
     from jaxrl import runtime
@@ -506,18 +584,18 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrl.train import TrainingDiverged
 
     runtime.configure_jax()
-    commands = {"train": _train, "eval": _eval, "export": _export, "play": _play, "collect": _collect,
-                "data": _data}
+    commands = {"train": _train, "config": _config, "eval": _eval, "export": _export, "play": _play,
+                "collect": _collect, "data": _data}
     try:
         if args.command in commands:
             return commands[args.command](args, console)
         return _list(console)
     except (ConfigError, CheckpointError, DatasetError, CollectError, ExportError, PolicyFileError,
             PolicyMismatchError, ReplayCapacityError) as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)  # "[key=value ...]" is text
         return EXIT_USAGE
     except TrainingDiverged as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)  # "[key=value ...]" is text
         return EXIT_DIVERGED
 
 

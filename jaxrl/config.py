@@ -32,7 +32,9 @@ from envs_mjx.registry import UnknownEnvError
 from jaxrl import algos
 from jaxrl.algos import UnknownAlgorithmError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The recipes ship inside the package (a wheel holds no top-level configs/); in the repo
+# jaxrl/recipes is a link to configs/, where people read them.
+CONFIG_DIR = (Path(__file__).parent / "recipes").resolve()
 SECTIONS = ("env", "algo", "train")
 RECIPE_KEYS = ("env_name", "algo_name") + SECTIONS + ("cpu",)
 
@@ -45,16 +47,16 @@ class ConfigError(ValueError):
 class TrainConfig:
     """The outer loop's settings (shared by every algorithm)."""
 
-    num_timesteps: int = 1_000_000  # env steps to train for, rounded up to whole device calls
+    num_timesteps: int = 1_000_000  # env steps to train (bc, diffusion: gradient steps), in whole calls
     seed: int = 0  # one seed fixes every random draw: same seed, same numbers
     iterations_per_call: int = 10  # training iterations compiled into one device call
-    eval_every: int = 100_000  # env steps between evaluations of the deterministic policy
+    eval_every: int = 100_000  # env (or gradient) steps between evaluations of the deterministic policy
     num_eval_envs: int = 16  # episodes per evaluation (one per env)
-    checkpoint_every: int = 500_000  # env steps between periodic checkpoints (the final one always)
+    checkpoint_every: int = 500_000  # env (or gradient) steps between periodic checkpoints, and a final one
     keep_checkpoints: int = 3  # periodic checkpoints kept on disk (plus the best)
     run_dir: str = ""  # empty: runs/<env>-<algo>-<timestamp>
     tensorboard: bool = True  # also write TensorBoard events
-    video_every: int = 0  # env steps between videos of the deterministic policy, and one at the end; 0: none
+    video_every: int = 0  # env (or gradient) steps between videos of the policy, and one at the end; 0: none
     video_steps: int = 250  # control steps a video shows at most (it ends with the episode)
 
 
@@ -70,6 +72,14 @@ class RunConfig:
 
 def default_recipe(env_name: str, algo_name: str) -> Path:
     return CONFIG_DIR / f"{env_name.replace('-', '_')}_{algo_name}.yaml"
+
+
+def recipe_for(env_name: str, algo_name: str, recipe: Path | None = None) -> Path | None:
+    """The recipe `load` reads: `recipe` if given, else configs/<env>_<algo>.yaml when it exists."""
+    if recipe is not None:
+        return recipe
+    path = default_recipe(env_name, algo_name)
+    return path if path.exists() else None
 
 
 def list_recipes() -> list[Path]:
@@ -184,11 +194,12 @@ def _section_classes(env_name: str, algo_name: str) -> dict[str, type]:
             "train": TrainConfig}
 
 
-def _override_path(key: str, classes: Mapping[str, type]) -> list[str]:
+def _override_path(key: str, classes: Mapping[str, type], names_hint: str) -> list[str]:
     """The full path [section, field, (subfield...)] that override `key` names, checked field by field.
 
     `key` may start with its section (algo.learning_rate) or leave it out when
     exactly one section has that first field (learning_rate, rewards.torques).
+    `names_hint` is "ENV ALGO" as `jaxrl config` takes them, for the message of an unknown key.
     """
     parts = key.split(".")
     if parts[0] in classes:
@@ -209,7 +220,7 @@ def _override_path(key: str, classes: Mapping[str, type]) -> list[str]:
             names = {e.split(".", 1)[1]: e for e in every}
             close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.5)
             hint = f"; did you mean {names[close[0]]!r}?" if close else ""
-            raise ConfigError(f"unknown key {key!r}{hint} (`jaxrl list` shows the configs)")
+            raise ConfigError(f"unknown key {key!r}{hint} (`jaxrl config {names_hint}` shows every key)")
         section, names = owners[0], parts
     cls, where = classes[section], section
     for depth, name in enumerate(names):
@@ -226,14 +237,15 @@ def _override_path(key: str, classes: Mapping[str, type]) -> list[str]:
     return [section, *names]
 
 
-def apply_overrides(tree: dict, overrides, classes: Mapping[str, type]) -> dict:
-    """Fold `key=value` strings into the section tree."""
+def apply_overrides(tree: dict, overrides, classes: Mapping[str, type], env_name: str,
+                    algo_name: str) -> dict:
+    """Fold `key=value` strings into the section tree of `env_name` and `algo_name`."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.seed=1)")
         key, text = item.split("=", 1)
         nested = parse_value(text)
-        for name in reversed(_override_path(key, classes)):
+        for name in reversed(_override_path(key, classes, f"{env_name} {algo_name}")):
             nested = {name: nested}
         tree = _merge(tree, nested)
     return tree
@@ -251,8 +263,8 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def resolve(tree: Mapping, env_name: str, algo_name: str, preset: str) -> RunConfig:
-    """Build and validate a RunConfig from a section tree."""
+def resolve(tree: Mapping, env_name: str, algo_name: str, preset: str, check: bool = True) -> RunConfig:
+    """Build a RunConfig from a section tree; `check`: also the algorithm's validation (`check_algo`)."""
     try:
         classes = _section_classes(env_name, algo_name)
     except (UnknownEnvError, UnknownAlgorithmError) as error:
@@ -262,19 +274,27 @@ def resolve(tree: Mapping, env_name: str, algo_name: str, preset: str) -> RunCon
             raise ConfigError(f"unknown section {key!r}{_closest_hint(key, RECIPE_KEYS)} "
                               f"Sections: {', '.join(RECIPE_KEYS)}")
     sections = {name: build(cls, tree.get(name) or {}, name) for name, cls in classes.items()}
+    config = RunConfig(env_name=env_name, algo_name=algo_name, preset=preset, **sections)
+    if check:
+        check_algo(config)
+    return config
+
+
+def check_algo(config: RunConfig) -> None:
+    """ConfigError for algorithm settings that cannot run (the algorithm's own `validate`)."""
     try:
-        algos.get(algo_name).validate(sections["algo"])
+        algos.get(config.algo_name).validate(config.algo)
     except ValueError as error:
         raise ConfigError(f"algo: {error}") from None
-    return RunConfig(env_name=env_name, algo_name=algo_name, preset=preset, **sections)
 
 
 def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None,
-         overrides=(), preset: str = "full") -> RunConfig:
+         overrides=(), preset: str = "full", check: bool = True) -> RunConfig:
     """The run configuration for `jaxrl train`.
 
     `recipe` defaults to configs/<env>_<algo>.yaml when that file exists;
-    `preset` "cpu" applies the recipe's cpu section.
+    `preset` "cpu" applies the recipe's cpu section. `check` False leaves out the
+    algorithm's validation, which `jaxrl config` reports instead of stopping at.
     """
     data = read_yaml(recipe) if recipe is not None else {}
     for key in data:
@@ -285,8 +305,8 @@ def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None
     algo_name = algo_name or data.get("algo_name")
     if not env_name or not algo_name:
         raise ConfigError("name the env and the algorithm: jaxrl train ENV ALGO (see `jaxrl list`)")
-    if recipe is None and default_recipe(env_name, algo_name).exists():
-        return load(env_name, algo_name, default_recipe(env_name, algo_name), overrides, preset)
+    if recipe is None and (default := recipe_for(env_name, algo_name)) is not None:
+        return load(env_name, algo_name, default, overrides, preset, check)
     tree = {s: data.get(s) or {} for s in SECTIONS}
     if preset == "cpu":
         tree = _merge(tree, data.get("cpu") or {})
@@ -294,8 +314,8 @@ def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None
         classes = _section_classes(env_name, algo_name)
     except (UnknownEnvError, UnknownAlgorithmError) as error:
         raise ConfigError(str(error)) from None
-    tree = apply_overrides(tree, overrides, classes)
-    return resolve(tree, env_name, algo_name, preset)
+    tree = apply_overrides(tree, overrides, classes, env_name, algo_name)
+    return resolve(tree, env_name, algo_name, preset, check)
 
 
 def save(config: RunConfig, path: Path) -> None:
@@ -313,4 +333,5 @@ def load_saved(path: Path, overrides=()) -> RunConfig:
         classes = _section_classes(env_name, algo_name)
     except (UnknownEnvError, UnknownAlgorithmError) as error:
         raise ConfigError(f"{path}: {error}") from None
-    return resolve(apply_overrides(tree, overrides, classes), env_name, algo_name, preset)
+    tree = apply_overrides(tree, overrides, classes, env_name, algo_name)
+    return resolve(tree, env_name, algo_name, preset)

@@ -1,5 +1,6 @@
 """Config layering and the CLI's handling of bad input: clear message, non-zero exit, no traceback."""
 
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,7 @@ def test_unknown_key_in_recipe_file_suggests_closest(tmp_path):
     (["train", "cartpole-balance", "ppo", "num_envs=many"], "algo.num_envs: expected int"),
     (["train", "cartpole-balance"], "name both the env and the algorithm"),
     (["eval", "/nonexistent/run"], "is not a run directory"),
+    (["config"], "usage: jaxrl config ENV ALGO [key=value ...]"),  # brackets are text, not rich markup
 ])
 def test_cli_reports_user_errors_without_traceback(argv, message, capsys):
     assert cli.main(argv) == cli.EXIT_USAGE
@@ -77,3 +79,83 @@ def test_list_and_help_describe_the_tool(capsys):
         cli.main(["train", "--help"])
     assert exit_info.value.code == 0
     assert "--resume" in capsys.readouterr().out
+
+
+def _config_rows(argv, capsys) -> tuple[dict[str, list[str]], str]:
+    """{key: [value, type(, doc)]} of `jaxrl config` argv's settings (columns are two or more spaces
+    apart), and all it printed."""
+    assert cli.main(["config", *argv]) == 0
+    out = capsys.readouterr().out
+    rows = [re.split(r" {2,}", line.strip()) for line in out.splitlines()[1:] if line.startswith("  ")]
+    return {key: rest for key, *rest in rows}, out
+
+
+def test_config_shows_each_setting_as_train_resolves_it(capsys):
+    rows, out = _config_rows(["cartpole-balance", "ppo", "--preset", "cpu", "entropy_cost=0.02"], capsys)
+    assert rows["algo.learning_rate"] == ["0.0005", "float", "Adam step size"]  # the recipe over the default
+    assert rows["train.num_timesteps"][:2] == ["4000000", "int"]  # the recipe's cpu preset
+    assert rows["algo.entropy_cost"] == ["0.02", "float", "weight of the entropy bonus"]  # the override
+    assert rows["algo.policy_hidden_layer_sizes"] == ["[32, 32, 32, 32]", "tuple[int, ...]"]  # no doc
+    assert rows["train.run_dir"][:2] == ["''", "str"]
+    resolved = config.load("cartpole-balance", "ppo", preset="cpu", overrides=["entropy_cost=0.02"])
+    assert len(rows) == sum(len(config.as_dict(getattr(resolved, s))) for s in config.SECTIONS)
+    assert "preset cpu" in out and "cartpole_balance_ppo.yaml" in out
+
+
+def test_config_flattens_groups_of_settings(capsys):
+    rows, _ = _config_rows(["go1-joystick", "ppo", "--preset", "full", "rewards.torques=-1e-4"], capsys)
+    assert rows["env.rewards.torques"] == ["-0.0001", "float"]  # no comment in the source: no doc
+    assert rows["env.commands.vx"] == ["[-1.0, 1.5]", "tuple[float, float]", "forward speed range, m/s"]
+    assert "env.rewards" not in rows and "env.commands" not in rows
+
+
+def test_config_of_a_learner_from_demos_shows_the_missing_data(capsys):
+    rows, out = _config_rows(["grasp-lift-cube", "bc"], capsys)
+    assert rows["algo.data"][:2] == ["''", "str"]
+    assert "would refuse" in out and "pass data=FILE.hdf5" in out
+    rows, out = _config_rows(["grasp-lift-cube", "bc", "data=demos.hdf5"], capsys)
+    assert rows["algo.data"][:2] == ["demos.hdf5", "str"] and "would refuse" not in out
+
+
+def test_field_docs_are_the_trailing_comments_inherited_too():
+    from envs_mjx.go1.joystick import Go1JoystickConfig, Go1JoystickRoughConfig
+    from jaxrl.config_docs import field_docs
+
+    docs = field_docs(Go1JoystickRoughConfig)
+    assert docs["terrain"] == field_docs(Go1JoystickConfig)["terrain"] == \
+        '"flat" or "rough" (procedural heightfield, see `rough`)'  # redefined without a comment
+    assert docs["episode_length"] == "control steps of 0.02 s: 20 s episodes"  # the subclass's own
+    assert "rewards" not in docs  # a field without a comment
+
+
+def test_unknown_key_points_to_jaxrl_config():
+    with pytest.raises(config.ConfigError, match="`jaxrl config cartpole-balance ppo` shows every key"):
+        config.load("cartpole-balance", "ppo", overrides=["no_such_setting=1"])
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--preset", "cpu"], "--preset"), (["--preset", "auto"], "--preset"),
+    (["--config", "configs/cartpole_balance_ppo.yaml"], "--config"),
+])
+def test_resume_refuses_config_and_preset(flags, named, tmp_path, capsys):
+    argv = ["train", "--resume", str(tmp_path), *flags, "train.num_timesteps=2048"]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    out = capsys.readouterr().out
+    assert f"saved config.yaml, so {named} cannot apply" in out and "key=value overrides" in out
+    assert cli.main(["train", "--resume", str(tmp_path), "train.num_timesteps=2048"]) == cli.EXIT_USAGE
+    assert "is not a run directory" in capsys.readouterr().out  # overrides alone are fine
+
+
+@pytest.mark.parametrize("command", [["eval", "RUN"], ["export", "RUN", "--out", "p.onnx"],
+                                     ["play", "--compare", "RUN"]])
+def test_checkpoint_is_best_latest_or_steps_everywhere(command, tmp_path, capsys):
+    argv = [str(tmp_path) if word == "RUN" else word for word in command]
+    for choice in ("best", "latest", "10,000", "512"):  # parsed, then the run directory is checked
+        assert cli.main([*argv, "--checkpoint", choice]) == cli.EXIT_USAGE
+        assert "is not a run directory" in capsys.readouterr().out
+    assert cli.main([*argv, "--checkpoint", "final"]) == cli.EXIT_USAGE
+    assert "--checkpoint takes best, latest or a number of steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main([command[0], "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert "best|latest|STEP" in helped and "gradient steps for runs of bc and diffusion" in helped

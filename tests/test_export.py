@@ -134,7 +134,7 @@ def test_relative_control_has_no_affine_and_qpos0_stands_in_for_a_missing_home(e
 
 
 @pytest.mark.parametrize("choice, checkpoint, env_steps", [
-    ("best", "best", None), ("final", "final", 1024), ("512", "512", 512)])
+    ("best", "best", None), ("latest", "latest", 1024), ("512", "512", 512)])
 def test_cli_exports_the_chosen_checkpoint(choice, checkpoint, env_steps, small_run, tmp_path, capsys):
     out = tmp_path / "policy.onnx"
     assert cli.main(["export", str(small_run("cartpole-balance")), "--checkpoint", choice,

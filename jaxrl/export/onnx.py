@@ -52,7 +52,7 @@ class Provenance:
 
     env_name: str
     algo: str
-    checkpoint: str  # "best", "final" or the steps asked for
+    checkpoint: str  # "best", "latest" or the steps asked for (env steps; gradient steps offline)
     training_step: int  # env steps trained (gradient steps for offline learners)
 
 
@@ -229,7 +229,7 @@ def export_onnx(algo, params, env, recorded_obs, out: str | Path, provenance: Pr
 def export_run(run, checkpoint: str, out: str | Path) -> ExportResult:
     """Export a restored run's policy (`jaxrl.runs.restore_run`) to `out`, verified.
 
-    `checkpoint` is the name the user gave it ("best", "final" or steps), for the
+    `checkpoint` is the name the user gave it ("best", "latest" or steps), for the
     metadata. The observations to check on are the training envs' ones saved
     with the checkpoint, real inputs; a run from demonstrations has none.
     """
