@@ -34,6 +34,8 @@ def describe_machine() -> dict:
         "uname": platform.uname()._asdict(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        # When it was taken (most records take it at the end): above the core count, the machine was shared.
+        "load_average_1_5_15_min": list(os.getloadavg()),
         "jax_devices": [str(d) for d in jax.devices()],
         "jax_backend": jax.default_backend(),
         "python": sys.version.split()[0],
