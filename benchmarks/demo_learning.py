@@ -80,8 +80,6 @@ def evaluate(eval_env, algo, params, episodes: int, seed: int, episode_length: i
 
 
 def measure_expert(episodes: int, seed: int) -> dict:
-    import types
-
     import jax
 
     import envs_mjx
@@ -91,7 +89,11 @@ def measure_expert(episodes: int, seed: int) -> dict:
     cfg = config.load(ENV, "ppo")  # only its env settings: the env's defaults
     _, eval_env = make_envs(cfg)
     expert = envs_mjx.make_expert(ENV, eval_env.unwrapped)
-    as_algo = types.SimpleNamespace(policy=lambda params, obs: jax.vmap(expert)(obs, params))
+    # What the evaluator needs of a learner, as a class: hashable, as its cache wants.
+    def policy(params, obs):  # params: the keys of the expert's noise
+        return jax.vmap(expert)(obs, params)
+
+    as_algo = type("ScriptedExpert", (), {"policy": staticmethod(policy)})
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
     return {"method": "expert", "seed": seed,
             **evaluate(eval_env, as_algo, keys, episodes, seed, cfg.env.episode_length)}

@@ -30,9 +30,9 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-OVERRIDES = ["algo.num_envs=16", "algo.min_replay_size=1024", "algo.batch_size=256", "train.iterations_per_call=64",
-             "train.num_timesteps=4096", "train.eval_every=2048", "train.checkpoint_every=4096",
-             "train.num_eval_envs=4", "train.tensorboard=false"]
+OVERRIDES = ["algo.num_envs=16", "algo.min_replay_size=1024", "algo.batch_size=256",
+             "train.iterations_per_call=64", "train.num_timesteps=4096", "train.eval_every=2048",
+             "train.checkpoint_every=4096", "train.num_eval_envs=4", "train.tensorboard=false"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -119,7 +119,8 @@ class EpisodeWrapper(Wrapper):
         def running(name, value):
             return jnp.where(new_episode > 0, 0.0, previous[name]) + value
 
-        episode_metrics = {"return": running("return", total_reward), "length": running("length", self.action_repeat)}
+        episode_metrics = {"return": running("return", total_reward),
+                           "length": running("length", self.action_repeat)}
         for name, value in metrics.items():
             episode_metrics[name] = running(name, value)
         info = dict(next_state.info, steps=steps, truncation=truncation, episode_done=done,

@@ -126,7 +126,8 @@ class Checkpointer:
         # Synchronous: the loop donates the state to its next device call, so a write still reading the
         # arrays in the background would read reused buffers (on the CPU they are the host arrays
         # themselves), and a host copy for it would double the memory of a large replay buffer.
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               enable_async_checkpointing=False)
         return ocp.CheckpointManager(self.directory / name, options=options)
 
     @staticmethod
@@ -156,9 +157,9 @@ class Checkpointer:
 
     def _unreadable(self, manager: ocp.CheckpointManager, step: int, error: Exception) -> CheckpointError:
         return CheckpointError(
-            f"checkpoint {manager.directory / str(step)} could not be read ({_short(error)}; the whole report "
-            f"is in {self.directory / LOG_NAME}). It may be damaged or from a run with a different config; "
-            f"delete it to fall back to an older one, or start a new run.")
+            f"checkpoint {manager.directory / str(step)} could not be read ({_short(error)}; the whole "
+            f"report is in {self.directory / LOG_NAME}). It may be damaged or from a run with a different "
+            f"config; delete it to fall back to an older one, or start a new run.")
 
     def _at_steps(self, steps: int) -> tuple[ocp.CheckpointManager, int]:
         """The manager and step of the kept checkpoint taken at `steps` env steps (gradient steps for
@@ -185,10 +186,12 @@ class Checkpointer:
             raise CheckpointError(f"no {which} checkpoint under {self.directory}")
         return manager, step
 
-    def _read(self, manager: ocp.CheckpointManager, step: int, target: dict, partial: bool) -> tuple[dict, dict]:
+    def _read(self, manager: ocp.CheckpointManager, step: int, target: dict,
+              partial: bool) -> tuple[dict, dict]:
         """(saveable dict shaped like `target`, meta) of one checkpoint; CheckpointError if unreadable."""
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        restore_args = jax.tree.map(lambda spec: ocp.ArrayRestoreArgs(dtype=spec.dtype, sharding=device), target)
+        restore_args = jax.tree.map(lambda spec: ocp.ArrayRestoreArgs(dtype=spec.dtype, sharding=device),
+                                    target)
         try:
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=partial),

@@ -15,10 +15,12 @@ holding it twice.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from jaxrl import algos
@@ -48,6 +50,7 @@ def last_good(finite: jax.Array, new, start):
     return jax.tree.map(pick, new, start, is_leaf=_is_replay)
 
 
+@functools.lru_cache(maxsize=16)  # runs of the same config in one process (a sweep, tests) trace once
 def make_device_call(algo, env, algo_cfg, iterations: int):
     """jit-compiled (state, demos) -> (state, metrics stacked [iterations, ...], CallReport).
 
@@ -58,8 +61,11 @@ def make_device_call(algo, env, algo_cfg, iterations: int):
         return algo.train_step(state, env, algo_cfg, *algos.data_args(demos))
 
     def call(start, demos):
-        row_shapes = jax.eval_shape(step, start, demos)[1]
-        rows = jax.tree.map(lambda s: jnp.zeros((iterations, *s.shape), s.dtype), row_shapes)
+        # Traced once, for both the shapes of its metrics (the rows a while_loop must carry from the start)
+        # and the loop's body: tracing an MJX env step takes seconds.
+        traced, out_shapes = jax.make_jaxpr(step, return_shape=True)(start, demos)
+        out_tree, traced_step = jax.tree.structure(out_shapes), jax.extend.core.jaxpr_as_fun(traced)
+        rows = jax.tree.map(lambda s: jnp.zeros((iterations, *s.shape), s.dtype), out_shapes[1])
 
         def unfinished(carry):
             done, _, finite, _ = carry
@@ -67,7 +73,7 @@ def make_device_call(algo, env, algo_cfg, iterations: int):
 
         def iterate(carry):
             done, state, _, rows = carry
-            state, metrics = step(state, demos)
+            state, metrics = jax.tree.unflatten(out_tree, traced_step(*jax.tree.leaves((state, demos))))
             rows = jax.tree.map(lambda stacked, row: stacked.at[done].set(row), rows, metrics)
             return done + 1, state, _all_finite(state.params) & _all_finite(metrics), rows
 

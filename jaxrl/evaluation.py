@@ -6,6 +6,7 @@ a later evaluation of its checkpoint mean the same thing.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 CONFIDENCE_Z = 1.96  # a 95% interval
 
 
+@functools.cache  # one pair of functions per learner: the programs built on them are cached by them
 def policy_with_memory(algo):
     """(initial_memory(params, obs), act(params, obs, memory, key) -> (action, memory)) of `algo`.
 
@@ -26,6 +28,7 @@ def policy_with_memory(algo):
     return (lambda params, obs: ()), (lambda params, obs, memory, key: (algo.policy(params, obs), memory))
 
 
+@functools.lru_cache(maxsize=16)  # the same evaluation in the same process traces and compiles once
 def make_evaluator(eval_env, algo, num_envs: int, episode_length: int):
     """jit-compiled (policy_params, key) -> per-episode means of the deterministic policy.
 
@@ -47,7 +50,8 @@ def make_evaluator(eval_env, algo, num_envs: int, episode_length: int):
             action, memory = act(params, state.obs, memory, None)
             state = eval_env.step(state, action)
             ended = active & (state.done > 0)
-            totals = jax.tree.map(lambda t, m: t + jnp.where(ended, m, 0.0), totals, state.info["episode_metrics"])
+            totals = jax.tree.map(lambda total, m: total + jnp.where(ended, m, 0.0), totals,
+                                  state.info["episode_metrics"])
             return (state, memory, active & ~ended, totals), None
 
         carry = (state, initial_memory(params, state.obs), jnp.ones(num_envs, bool), totals)

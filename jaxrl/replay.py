@@ -20,7 +20,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-MEMORY_SHARE = 0.5  # of the device's memory a buffer may take; the rest is for the learner
+# Of the device's memory a buffer may take; the rest is for the learner, the runtime and its programs. The
+# loop holds one TrainState (donated to each call, checkpointed synchronously: benchmarks/train_memory.py).
+MEMORY_SHARE = 0.5
 
 
 class ReplayCapacityError(ValueError):

@@ -9,7 +9,7 @@ import jax
 
 from jaxrl import algos, config
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.train import learner_env, make_envs
+from jaxrl.train import initializer, learner_env, make_envs
 
 
 class Run(NamedTuple):
@@ -63,8 +63,7 @@ def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = Non
     # demonstration files need not be at hand to restore, export or evaluate its checkpoints.
     demos = algo.abstract_data(cfg.algo, eval_env) if algos.is_offline(algo) else None
     source = learner_env(algo, train_env, eval_env)
-    abstract = jax.eval_shape(lambda key, demos: algo.init(key, source, cfg.algo, *algos.data_args(demos)),
-                              jax.random.PRNGKey(0), demos)
+    abstract = jax.eval_shape(initializer(algo, source, cfg.algo), jax.random.PRNGKey(0), demos)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
         (params, observations), meta = checkpointer.restore_part(abstract, policy_part(algo), checkpoint)

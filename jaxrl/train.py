@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -71,12 +72,31 @@ def make_envs(cfg: config.RunConfig):
 
     A setting the env or its wrappers refuse is a ConfigError, like any other bad setting.
     """
+    return _envs(cfg.env_name, cfg.env)
+
+
+# The same env objects for the same settings, in one process: the programs built on them (cached by the
+# env they step, as jit caches by function) then trace and compile once for a sweep, a resume or tests.
+@functools.lru_cache(maxsize=16)
+def _envs(env_name: str, env_config):
     try:
-        env = envs_mjx.make(cfg.env_name, cfg.env)
-        episode_length = cfg.env.episode_length
+        env = envs_mjx.make(env_name, env_config)
+        episode_length = env_config.episode_length
         return envs_mjx.wrap_for_training(env, episode_length), envs_mjx.wrap_for_eval(env, episode_length)
     except ValueError as error:
         raise config.ConfigError(f"env: {error}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def initializer(algo, env, algo_cfg):
+    """jit-compiled (key, demos) -> a fresh TrainState of `algo` on `env` (demos None if it steps an env)."""
+    return jax.jit(lambda key, demos: algo.init(key, env, algo_cfg, *algos.data_args(demos)))
+
+
+@functools.lru_cache(maxsize=16)
+def validator(algo, algo_cfg):
+    """jit-compiled (state, demos) -> an offline learner's validation metrics."""
+    return jax.jit(lambda state, demos: algo.validation_metrics(state, algo_cfg, demos))
 
 
 def learner_env(algo, train_env, eval_env):
@@ -152,8 +172,8 @@ def check_resume_keeps_step_accounting(algo, saved: config.RunConfig, cfg: confi
 
     if accounting(saved) == accounting(cfg):
         return
-    changed = [f"train.iterations_per_call ({saved.train.iterations_per_call} -> {cfg.train.iterations_per_call})"
-               ] if saved.train.iterations_per_call != cfg.train.iterations_per_call else []
+    old_calls, new_calls = saved.train.iterations_per_call, cfg.train.iterations_per_call
+    changed = [f"train.iterations_per_call ({old_calls} -> {new_calls})"] if old_calls != new_calls else []
     for field in dataclasses.fields(cfg.algo):
         old, new = getattr(saved.algo, field.name), getattr(cfg.algo, field.name)
         alone = dataclasses.replace(saved.algo, **{field.name: new})
@@ -166,57 +186,70 @@ def check_resume_keeps_step_accounting(algo, saved: config.RunConfig, cfg: confi
 
 
 class _Loop:
-    """One run's loop: its compiled programs, state, logger and checkpoints; `train` drives it."""
+    """One run: its state, compiled programs, checkpoints and log, and what a device call entails."""
 
-    def __init__(self, cfg: config.RunConfig, algo, schedule: Schedule, run_dir: Path, console: Console,
+    def __init__(self, cfg: config.RunConfig, algo, eval_env, source, demos, run_dir: Path, console: Console,
                  on_record: Callable[[dict], None] | None):
-        self.cfg, self.algo, self.schedule, self.run_dir, self.console = cfg, algo, schedule, run_dir, console
+        self.cfg, self.algo, self.eval_env, self.source, self.demos = cfg, algo, eval_env, source, demos
+        self.schedule, self.run_dir, self.console = Schedule.of(algo, cfg), run_dir, console
         self.on_record = on_record
         self.best_by = getattr(algo, "BEST_BY", algos.BEST_BY)
         self.best, self.best_call, self.published_call, self.last_eval = None, 0, 0, {}
         seed = jax.random.PRNGKey(cfg.train.seed)
-        self.key_init, self.key_eval, self.key_video = (
-            jax.random.fold_in(seed, stream) for stream in (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO))
+        streams = (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO)
+        self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
+        self.init = initializer(algo, source, cfg.algo)
         self.stop = StopRequests()
-        # Set as the run gets there: the state (init or restore), checkpoints, compiled programs, the log.
-        self.demos = self.state = self.checkpointer = self.logger = None
-        self.run_call = self.evaluate = self.validate = self.videos = None
         self.started = time.monotonic()
+        # Set as the run gets there: the state (init or restore), checkpoints, compiled programs, the log.
+        self.state = self.checkpointer = self.logger = None
+        self.run_call = self.evaluate = self.validate = self.videos = None
 
     def meta(self, call: int) -> dict:
-        return {"call": call, self.schedule.step_key: self.schedule.steps(call), "best_score": self.best,
+        """The bookkeeping a checkpoint after `call` holds beside the state."""
+        schedule = self.schedule
+        return {"call": call, schedule.step_key: schedule.steps(call), "best_score": self.best,
                 "best_call": self.best_call, "best_by": list(self.best_by),
-                "steps_per_iteration": self.schedule.steps_per_iteration,
-                "iterations_per_call": self.schedule.iterations_per_call}
+                "steps_per_iteration": schedule.steps_per_iteration,
+                "iterations_per_call": schedule.iterations_per_call}
 
-    def restore(self, checkpointer: Checkpointer, abstract_state) -> int:
-        """Resume from the newest readable checkpoint; the device calls it had done."""
-        self.state, meta = checkpointer.restore_newest_readable(
-            abstract_state, lambda text: self.console.print(f"[yellow]warning:[/yellow] {text}"))
+    def open_checkpoints(self, resume: bool) -> int:
+        """Open the run's checkpoints (resuming: restore the newest readable one); the calls done."""
+        self.checkpointer = Checkpointer(self.run_dir / "checkpoints", keep=self.cfg.train.keep_checkpoints)
+        if not resume:
+            return 0
+        try:
+            self.state, meta = self.checkpointer.restore_newest_readable(
+                jax.eval_shape(self.init, self.key_init, self.demos),
+                lambda text: self.console.print(f"[yellow]warning:[/yellow] {text}"))
+        except BaseException:
+            self.checkpointer.close()
+            raise
         self.best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
         self.best_call, self.published_call = meta.get("best_call", 0), meta["call"]
         return meta["call"]
 
-    def compile(self, train_env, eval_env, source, demos) -> float:
+    def compile(self) -> float:
         """Compile every program the loop runs; the seconds it took."""
-        algo, cfg, tc = self.algo, self.cfg, self.cfg.train
+        algo, cfg, tc, demos = self.algo, self.cfg, self.cfg.train, self.demos
         started = time.monotonic()
         params = algo.policy_params(self.state)
-        self.run_call = make_device_call(algo, source, cfg.algo, tc.iterations_per_call).lower(
-            self.state, demos).compile()
-        self.evaluate = make_evaluator(eval_env, algo, tc.num_eval_envs, cfg.env.episode_length).lower(
-            params, self.key_eval).compile()
-        self.validate = (jax.jit(lambda state, demos: algo.validation_metrics(state, cfg.algo, demos))
-                         .lower(self.state, demos).compile() if algos.is_offline(algo) else None)
-        self.videos = (TrainingVideos(eval_env.unwrapped, policy_with_memory(algo), params, self.key_video,
-                                      tc.video_steps, self.run_dir / "videos", self.console)
-                       if tc.video_every else None)
+        run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call)
+        self.run_call = run_call.lower(self.state, demos).compile()
+        evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
+        self.evaluate = evaluate.lower(params, self.key_eval).compile()
+        if algos.is_offline(algo):
+            self.validate = validator(algo, cfg.algo).lower(self.state, demos).compile()
+        if tc.video_every:
+            self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo), params,
+                                         self.key_video, tc.video_steps, self.run_dir / "videos",
+                                         self.console)
         return time.monotonic() - started
 
     def run_eval(self, call: int, record: dict) -> None:
         """Evaluate the state, add the results to `record`, keep a best checkpoint."""
-        params = self.algo.policy_params(self.state)
-        results = {k: float(v) for k, v in self.evaluate(params, jax.random.fold_in(self.key_eval, call)).items()}
+        key = jax.random.fold_in(self.key_eval, call)
+        results = {k: float(v) for k, v in self.evaluate(self.algo.policy_params(self.state), key).items()}
         if self.validate is not None:
             results.update({k: float(v) for k, v in self.validate(self.state, self.demos).items()})
         results = add_success_interval(results, self.cfg.train.num_eval_envs)
@@ -236,19 +269,25 @@ class _Loop:
             except KeyboardInterrupt:  # a progress hook stops the run the way Ctrl-C does
                 self.stop.request()
 
+    def diverged(self, call: int, rows: dict, report) -> TrainingDiverged:
+        """Checkpoint the state the diverging call handed back (the one it started from); the error."""
+        schedule, unit = self.schedule, self.schedule.unit
+        self.checkpointer.save(call - 1, self.state, self.meta(call - 1))
+        at = schedule.steps(call - 1) + int(report.iterations) * schedule.steps_per_iteration
+        culprit = non_finite_culprit(rows, report, self.state.params)
+        return TrainingDiverged(
+            f"training diverged at {at:,} {unit}: {culprit} is not finite. The last good state is "
+            f"checkpointed at {schedule.steps(call - 1):,} {unit}. Try a lower learning_rate, a smaller "
+            f"reward_scaling or max_grad_norm.")
+
     def one_call(self, call: int) -> float:
         """Run device call `call` and everything due after it; its seconds on the device."""
-        schedule, unit = self.schedule, self.schedule.unit
+        schedule = self.schedule
         started = time.monotonic()
         self.state, rows, report = self.run_call(self.state, self.demos)
         rows, report = jax.device_get((rows, report))
-        if not report.finite:  # the call handed back the state it started from
-            self.checkpointer.save(call - 1, self.state, self.meta(call - 1))
-            diverged_at = schedule.steps(call - 1) + int(report.iterations) * schedule.steps_per_iteration
-            raise TrainingDiverged(
-                f"training diverged at {diverged_at:,} {unit}: {non_finite_culprit(rows, report, self.state.params)} "
-                f"is not finite. The last good state is checkpointed at {schedule.steps(call - 1):,} {unit}. "
-                f"Try a lower learning_rate, a smaller reward_scaling or max_grad_norm.")
+        if not report.finite:
+            raise self.diverged(call, rows, report)
         seconds = time.monotonic() - started
         record = summarize_call(rows)
         record.update({"call": call, schedule.step_key: schedule.steps(call),
@@ -264,16 +303,35 @@ class _Loop:
         self.publish(record)
         return seconds
 
+    def run(self, start_call: int, resume: bool) -> tuple[str, float]:
+        """The calls after `start_call` (and a fresh run's first evaluation); (status, seconds of calls)."""
+        schedule, run_seconds = self.schedule, 0.0
+        with self.stop:
+            if not resume:
+                record = {"call": 0, schedule.step_key: 0}
+                self.run_eval(0, record)
+                self.publish(record)
+            for call in range(start_call + 1, schedule.total_calls + 1):
+                if self.stop.requested:
+                    break
+                run_seconds += self.one_call(call)
+        if not self.stop.requested or self.published_call == schedule.total_calls:
+            return "finished", run_seconds
+        self.checkpointer.save(self.published_call, self.state, self.meta(self.published_call))
+        self.logger.message(f"interrupted: checkpoint saved at {schedule.steps(self.published_call):,} "
+                            f"{schedule.unit}; continue with `jaxrl train --resume {self.run_dir}`")
+        return "interrupted", run_seconds
+
 
 def _prepare(cfg: config.RunConfig):
-    """(cfg with what the data decided, algo, training env, eval env, the learner's env, demos or None)."""
+    """(cfg with what the data decided, algo, eval env, the env the learner gets, demos or None)."""
     algo = algos.get(cfg.algo_name)
     train_env, eval_env = make_envs(cfg)
     demos = None
-    if algos.is_offline(algo):  # read before any file is made: a dataset the loader refuses leaves no run behind
+    if algos.is_offline(algo):  # read before any file is made: data the loader refuses leaves no run behind
         demos = algo.load_data(cfg.algo, eval_env)
         cfg = dataclasses.replace(cfg, algo=algo.resolved_config(cfg.algo, demos))
-    return cfg, algo, train_env, eval_env, learner_env(algo, train_env, eval_env), demos
+    return cfg, algo, eval_env, learner_env(algo, train_env, eval_env), demos
 
 
 def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
@@ -289,22 +347,15 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         raise config.ConfigError(
             f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
             f"choose another run_dir")
-    cfg, algo, train_env, eval_env, source, demos = _prepare(cfg)
-    schedule = Schedule.of(algo, cfg)
+    cfg, algo, eval_env, source, demos = _prepare(cfg)
     if resume:
         check_resume_keeps_step_accounting(algo, config.load_saved(run_dir / "config.yaml"), cfg)
-    loop = _Loop(cfg, algo, schedule, run_dir, console, on_record)
-    loop.demos = demos
-    init = jax.jit(lambda key, demos: algo.init(key, source, cfg.algo, *algos.data_args(demos)))
-    if not resume:
-        loop.state = init(loop.key_init, demos)  # before any file is made: a setting init refuses leaves no run
+    loop = _Loop(cfg, algo, eval_env, source, demos, run_dir, console, on_record)
+    schedule = loop.schedule
+    if not resume:  # before any file is made: a setting init refuses leaves no run behind
+        loop.state = loop.init(loop.key_init, demos)
     run_dir.mkdir(parents=True, exist_ok=True)
-    loop.checkpointer = Checkpointer(run_dir / "checkpoints", keep=cfg.train.keep_checkpoints)
-    try:
-        start_call = loop.restore(loop.checkpointer, jax.eval_shape(init, loop.key_init, demos)) if resume else 0
-    except BaseException:
-        loop.checkpointer.close()
-        raise
+    start_call = loop.open_checkpoints(resume)
     if start_call >= schedule.total_calls:
         loop.checkpointer.close()
         raise config.ConfigError(
@@ -313,38 +364,23 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     if resume:
         console.print(f"resuming from checkpoint at {schedule.steps(start_call):,} {schedule.unit}")
     config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
-    return _run(loop, train_env, eval_env, source, start_call, resume)
+    return _run(loop, start_call, resume)
 
 
-def _run(loop: _Loop, train_env, eval_env, source, start_call: int, resume: bool) -> TrainResult:
-    """Compile, then run the calls after `start_call`; the checkpointer is closed at the end."""
+def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
+    """Compile, run, report; the checkpoints and the log are closed at the end, whatever happens."""
     schedule, console, tc = loop.schedule, loop.console, loop.cfg.train
-    status, run_seconds, compile_seconds = "finished", 0.0, 0.0
+    status, run_seconds, compile_seconds = "interrupted", 0.0, 0.0
     try:
-        loop.started = time.monotonic()
-        compile_seconds = loop.compile(train_env, eval_env, source, loop.demos)
+        compile_seconds = loop.compile()
         console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
                       f"{schedule.steps_per_iteration:,} {schedule.unit} per device call, "
                       f"{schedule.total_calls - start_call} calls to go")
-        loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls), schedule.steps(start_call),
-                                start_call if resume else None, tc.tensorboard, console,
-                                step_key=schedule.step_key)
-        with loop.stop:
-            if not resume:
-                record = {"call": 0, schedule.step_key: 0}
-                loop.run_eval(0, record)
-                loop.publish(record)
-            for call in range(start_call + 1, schedule.total_calls + 1):
-                if loop.stop.requested:
-                    break
-                run_seconds += loop.one_call(call)
-        if loop.stop.requested and loop.published_call < schedule.total_calls:
-            status = "interrupted"
-            loop.checkpointer.save(loop.published_call, loop.state, loop.meta(loop.published_call))
-            loop.logger.message(f"interrupted: checkpoint saved at {schedule.steps(loop.published_call):,} "
-                                f"{schedule.unit}; continue with `jaxrl train --resume {loop.run_dir}`")
+        loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls),
+                                schedule.steps(start_call), start_call if resume else None, tc.tensorboard,
+                                console, step_key=schedule.step_key)
+        status, run_seconds = loop.run(start_call, resume)
     except KeyboardInterrupt:  # a second signal: stop at once, the last checkpoint stands
-        status = "interrupted"
         kept = loop.checkpointer.latest_step() or 0
         console.print(f"stopped at once: `jaxrl train --resume {loop.run_dir}` continues from the last "
                       f"checkpoint, at {schedule.steps(kept):,} {schedule.unit}")
@@ -357,8 +393,8 @@ def _run(loop: _Loop, train_env, eval_env, source, start_call: int, resume: bool
     if status == "finished":
         sps = (steps - schedule.steps(start_call)) / max(run_seconds, 1e-9)
         shown = next((k for k in loop.best_by if k in loop.last_eval), "eval/episode_return")
-        console.print(f"finished {steps:,} {schedule.unit}: training {run_seconds:.1f} s ({sps:,.0f} steps/s) "
-                      f"+ compile {compile_seconds:.1f} s; final {shown} "
+        console.print(f"finished {steps:,} {schedule.unit}: training {run_seconds:.1f} s ({sps:,.0f} "
+                      f"steps/s) + compile {compile_seconds:.1f} s; final {shown} "
                       f"{loop.last_eval.get(shown, math.nan):.3g}; best checkpoint at "
                       f"{schedule.steps(loop.best_call):,} {schedule.unit}")
     console.print(f"run directory: {loop.run_dir}")

@@ -12,6 +12,7 @@ import envs_mjx  # noqa: F401  first: it picks MuJoCo's offscreen GL backend, wh
 
 # isort: split
 import copy
+import functools
 import io
 import itertools
 import math
@@ -160,6 +161,7 @@ def _batch_of_one(obs):
     return jax.tree.map(lambda leaf: leaf[None], obs)
 
 
+@functools.lru_cache(maxsize=8)  # the same rollout in the same process traces and compiles once
 def make_policy_rollout(env, policy: tuple[Callable, Callable], steps: int):
     """jit-compiled (policy_params, key) -> (first state, qpos [steps, nq], done [steps]).
 

@@ -34,7 +34,8 @@ def test_a_nan_metric_ends_its_episode_and_stays_out_of_every_sum():
     goes_nan = np.asarray(state.obs[:, 1]) > 0
     assert 0 < goes_nan.sum() < 32
     act = lambda obs, key: (jnp.zeros((obs.shape[0], 1)), {})  # noqa: E731
-    state, trajectory, sums = jax.jit(lambda s: rollout.unroll(batched, s, act, jax.random.PRNGKey(0), 2))(state)
+    unroll = jax.jit(lambda s: rollout.unroll(batched, s, act, jax.random.PRNGKey(0), 2))
+    state, trajectory, sums = unroll(state)
     done = np.asarray(trajectory.done)
     # The envs whose metric went NaN at their second step ended there and started afresh.
     np.testing.assert_array_equal(done[1], goes_nan.astype(np.float32))

@@ -1,4 +1,4 @@
-"""PPO's maths: GAE against a plain NumPy loop (terminations and truncations mixed), the value loss's weight."""
+"""PPO's maths: GAE against a plain NumPy loop (terminations and truncations mixed), the value loss."""
 
 import dataclasses
 

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import struct
 from jax.flatten_util import ravel_pytree
+from toy_envs import NoPhysics
 
 import envs_mjx
 from envs_mjx.core import Env, State
@@ -17,16 +17,6 @@ from jaxrl.algos import sac
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.logger import read_metrics
 from jaxrl.train import train
-
-
-@struct.dataclass
-class NoPhysics:
-    """Stands in for mjx.Data, including the merge the auto-reset wrapper calls."""
-
-    placeholder: jax.Array
-
-    def where(self, condition, other):
-        return jax.tree.map(lambda mine, theirs: jnp.where(condition, theirs, mine), self, other)
 
 
 class CountingEnv(Env):

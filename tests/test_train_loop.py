@@ -6,11 +6,10 @@ import signal
 from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 from conftest import with_algo, with_train
 
-from jaxrl import checkpoint, cli, device_call
+from jaxrl import cli, device_call
 from jaxrl.algos import ppo
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.evaluation import make_evaluator
@@ -191,11 +190,13 @@ def test_resume_skips_a_damaged_newest_checkpoint_and_gives_the_unbroken_runs_nu
     capsys.readouterr()
     result = train(with_train(tiny_config, num_timesteps=1536), run_dir, resume=True)
     out = capsys.readouterr().out
-    assert result.status == "finished" and "could not be read" in out and "resuming from the checkpoint before" in out
+    assert result.status == "finished"
+    assert "could not be read" in out and "resuming from the checkpoint before" in out
     assert (run_dir / "checkpoints" / "damaged" / f"latest-{newest}").is_dir()
     longer = tmp_path / "longer"
     train(with_train(tiny_config, num_timesteps=1536), longer)
-    assert reproducible(read_metrics(run_dir / "metrics.jsonl")) == reproducible(read_metrics(longer / "metrics.jsonl"))
+    want = reproducible(read_metrics(longer / "metrics.jsonl"))
+    assert reproducible(read_metrics(run_dir / "metrics.jsonl")) == want
 
 
 def interrupting(function, signum=signal.SIGINT, times=1):
@@ -220,8 +221,8 @@ def test_a_signal_anywhere_in_a_call_resumes_to_the_unbroken_runs_records(
 
     calls = []
     # (where, which of its calls is the one at the run's second device call: evaluation runs at 0 too)
-    targets = {"evaluation": (jaxrl.train, "add_success_interval", 2), "checkpoint": (Checkpointer, "save", 1),
-               "video": (jaxrl.train.TrainingVideos, "record", 1)}
+    targets = {"evaluation": (jaxrl.train, "add_success_interval", 2),
+               "checkpoint": (Checkpointer, "save", 1), "video": (jaxrl.train.TrainingVideos, "record", 1)}
     owner, name, nth = targets[place]
     original = getattr(owner, name)
 
@@ -261,13 +262,15 @@ def test_a_second_signal_stops_at_once_and_the_run_resumes_from_its_last_checkpo
     ("train.iterations_per_call=4", "train.iterations_per_call (2 -> 4)"),
     ("algo.unroll_length=16", "algo.unroll_length (8 -> 16)"),
     ("algo.num_envs=32", "algo.num_envs (16 -> 32)")])
-def test_resume_refuses_a_change_of_step_accounting_naming_it(override, named, unbroken_run, tmp_path, capsys):
+def test_resume_refuses_a_change_of_step_accounting_naming_it(override, named, unbroken_run, tmp_path,
+                                                                capsys):
     import shutil
 
     run_dir = tmp_path / "run"
     shutil.copytree(unbroken_run[0], run_dir)
     before = (run_dir / "metrics.jsonl").read_text()
-    assert cli.main(["train", "--resume", str(run_dir), "train.num_timesteps=2048", override]) == cli.EXIT_USAGE
+    words = ["train", "--resume", str(run_dir), "train.num_timesteps=2048", override]
+    assert cli.main(words) == cli.EXIT_USAGE
     out = " ".join(capsys.readouterr().out.split())
     assert named in out and "step accounting" in out
     assert (run_dir / "metrics.jsonl").read_text() == before

@@ -10,6 +10,7 @@ jaxrl.algos). Its PolicyParams hold `obs_stats` and a `spec` naming `obs_keys`,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -42,6 +43,7 @@ def validate_data(cfg: DataConfig, algo_name: str) -> None:
         raise ValueError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
 
 
+@functools.lru_cache(maxsize=16)  # tracing an MJX reset takes seconds, and a restore asks several times
 def env_obs_shapes(env) -> dict[str, tuple[int, ...]]:
     """Shape of each entry of `env`'s observation (one env, no batch axis); "state" for a flat one."""
     obs = jax.eval_shape(env.unwrapped.reset, jax.random.PRNGKey(0)).obs
