@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA cache-load chatter
 
 import dataclasses
+import gc
 
 import jax
 import pytest
@@ -12,7 +13,18 @@ import pytest
 import envs_mjx
 from jaxrl import config, runtime
 
-runtime.configure_jax()  # persistent compilation cache: repeated CI runs skip XLA
+runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Frees the programs a test file compiled once it is done. XLA:CPU maps each compiled program's code
+    in many pieces, and a process that keeps every program of the suite passes Linux's limit of 65,530
+    mappings (vm.max_map_count): the next compilation then dies in LLVM (SIGSEGV or SIGABRT). One file's
+    programs stay shared by its tests; a later file that needs one again compiles it again."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
