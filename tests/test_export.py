@@ -18,7 +18,7 @@ from jaxrl import __version__, algos, cli, config
 from jaxrl.algos import ppo
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.export import ExportError, PolicyFileError, PolicyMismatchError, state_vector
-from jaxrl.export.onnx import TOLERANCE, Provenance, export_onnx, policy_input
+from jaxrl.export.onnx import Provenance, export_onnx, export_tolerance, policy_input
 from jaxrl.export.onnx_policy import OnnxPolicy
 from jaxrl.runs import Run, restore_run
 from jaxrl.train import learner_env, make_envs
@@ -308,7 +308,7 @@ def test_an_offline_run_exports_without_its_data_and_acts_as_in_jax(name, grasp_
     else:
         act = jax.jit(lambda params, obs, memory: (run.algo.policy(params, obs), memory))
         memory = None
-    outputs, tolerance = [], getattr(run.algo, "EXPORT_TOLERANCE", TOLERANCE)
+    outputs, tolerance = [], export_tolerance(run.algo)
     for t in range(steps):
         expected, memory = act(params, jax.tree.map(lambda part, t=t: part[t], obs), memory)
         outputs.append(policy(flat[t]))

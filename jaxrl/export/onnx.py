@@ -196,18 +196,23 @@ def _checked(path: Path, algo, params, act: Callable, metadata: PolicyMetadata, 
                           f"back")
 
 
+def export_tolerance(algo) -> float:
+    """Largest |ONNX - JAX| an export of `algo`'s policy may show: the learner's EXPORT_TOLERANCE, else
+    TOLERANCE."""
+    return getattr(algo, "EXPORT_TOLERANCE", TOLERANCE)
+
+
 def export_onnx(algo, params, env, recorded_obs, out: str | Path, provenance: Provenance,
                 tolerance: float | None = None) -> ExportResult:
     """Write `algo`'s deterministic policy with `params` for (unwrapped) `env` to `out`, verified.
 
     `recorded_obs`: a batch of the env's observations (dict observations whole), or None for a
     run that has none (then the env's starts stand in, or episodes for a policy with memory); the
-    file's output must match JAX's within `tolerance` (None: the learner's EXPORT_TOLERANCE, else
-    TOLERANCE).
+    file's output must match JAX's within `tolerance` (None: `export_tolerance(algo)`).
     """
     out = Path(out)
     if tolerance is None:
-        tolerance = getattr(algo, "EXPORT_TOLERANCE", TOLERANCE)
+        tolerance = export_tolerance(algo)
     metadata = policy_metadata(env, provenance, algos.export_memory_size(algo, params))
     act = in_control_units(algo.export_policy(params), metadata)
     model = to_model(act, metadata)
