@@ -37,7 +37,7 @@ def test_500_random_action_steps_run_without_nan_with_static_shapes(name, batche
 def test_reset_and_step_are_deterministic_for_a_key(name, batched_envs):
     env, reset, step = batched_envs[name]
     keys = jax.random.split(jax.random.PRNGKey(3), NUM_ENVS)
-    action = jnp.full((NUM_ENVS, env.action_size), 0.5)
+    action = jnp.full((NUM_ENVS, env.action_size), 0.5, jnp.float32)  # not weak-typed: the same program as a random action
     a, b = step(reset(keys), action), step(reset(keys), action)
     jax.tree.map(np.testing.assert_array_equal, (a.obs, a.reward, a.info), (b.obs, b.reward, b.info))
     other = reset(jax.random.split(jax.random.PRNGKey(4), NUM_ENVS))

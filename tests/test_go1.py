@@ -125,13 +125,13 @@ def test_reward_terms_respond_to_what_they_measure(nominal_go1):
     still, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]))
     bouncing, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0], qvel=[0, 0, 1.0]))
     rolling, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0], qvel=[0, 0, 0, 2.0, 0, 0]))
-    twitching, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]), action=jnp.full(12, 0.5))
+    twitching, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]), action=jnp.full(12, 0.5, jnp.float32))
     assert bouncing["lin_vel_z"] < still["lin_vel_z"] <= 0.0
     assert rolling["ang_vel_xy"] < still["ang_vel_xy"] <= 0.0
     assert twitching["action_rate"] < still["action_rate"] == 0.0
     assert twitching["stand_still"] < still["stand_still"] <= 0.0
     assert still["torques"] < 0.0  # holding the body up takes torque
-    walking_cmd, _ = _terms(step, _with(standing, command=[1.0, 0.0, 0.0]), action=jnp.full(12, 0.5))
+    walking_cmd, _ = _terms(step, _with(standing, command=[1.0, 0.0, 0.0]), action=jnp.full(12, 0.5, jnp.float32))
     assert walking_cmd["stand_still"] == 0.0  # only "stand still" commands ask for the home pose
 
     tilt = np.asarray(standing.data.qpos).copy()
