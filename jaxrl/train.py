@@ -105,6 +105,16 @@ def learner_env(algo, train_env, eval_env):
     return eval_env if algos.is_offline(algo) else train_env
 
 
+def stand_ins(*trees):
+    """Shapes, dtypes and weak types of `trees`, not the devices their arrays are committed to: a
+    fresh state and one restored from a checkpoint (committed) then lower to the same program, and a
+    resumed run finds it in the compilation caches instead of compiling it again."""
+    def of(x):
+        return jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False))
+
+    return jax.tree.map(of, trees)
+
+
 def summarize_call(stacked: dict) -> dict:
     """Host floats from one call's metrics, stacked over its iterations."""
     metrics = {k: np.asarray(v) for k, v in stacked.items()}
@@ -235,11 +245,11 @@ class _Loop:
         started = time.monotonic()
         params = algo.policy_params(self.state)
         run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call)
-        self.run_call = run_call.lower(self.state, demos).compile()
+        self.run_call = run_call.lower(*stand_ins(self.state, demos)).compile()
         evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-        self.evaluate = evaluate.lower(params, self.key_eval).compile()
+        self.evaluate = evaluate.lower(*stand_ins(params, self.key_eval)).compile()
         if algos.is_offline(algo):
-            self.validate = validator(algo, cfg.algo).lower(self.state, demos).compile()
+            self.validate = validator(algo, cfg.algo).lower(*stand_ins(self.state, demos)).compile()
         if tc.video_every:
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo), params,
                                          self.key_video, tc.video_steps, self.run_dir / "videos",

@@ -16,15 +16,29 @@ from jaxrl import config, runtime
 runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
 
 
+def memory_mappings() -> tuple[int, int]:
+    """(mappings this process holds, the most Linux allows it: vm.max_map_count)."""
+    with open("/proc/self/maps") as maps:
+        held = sum(1 for _ in maps)
+    with open("/proc/sys/vm/max_map_count") as limit:
+        return held, int(limit.read())
+
+
 @pytest.fixture(autouse=True, scope="module")
 def release_compiled_programs():
-    """Frees the programs a test file compiled once it is done. XLA:CPU maps each compiled program's code
-    in many pieces, and a process that keeps every program of the suite passes Linux's limit of 65,530
-    mappings (vm.max_map_count): the next compilation then dies in LLVM (SIGSEGV or SIGABRT). One file's
-    programs stay shared by its tests; a later file that needs one again compiles it again."""
+    """Frees the compiled programs once a test file leaves the process near its limit of memory
+    mappings. XLA:CPU maps each compiled program's code in many pieces, and a process that keeps every
+    program of the suite passes vm.max_map_count (65,530 by default): the next compilation then dies in
+    LLVM (SIGSEGV or SIGABRT). Below a third of the limit the programs stay for later files (one file
+    has added up to 25k mappings); where the count cannot be read they are always freed."""
     yield
-    jax.clear_caches()
-    gc.collect()
+    try:
+        held, limit = memory_mappings()
+    except OSError:
+        held, limit = 1, 0
+    if held > limit // 3:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +76,14 @@ def batched_envs():
     return compiled
 
 
-# Tiny PPO settings per env for runs that only need *a* trained policy (export, playback).
+# Tiny PPO settings per env for runs that only need *a* trained policy (export, playback, Go1's smoke
+# test, which also checks that a reward weight set on the command line reaches the saved config).
 SMALL_RUN_OVERRIDES = {
     "go1-joystick": ["env.episode_length=40", "algo.num_envs=16", "algo.unroll_length=10",
                      "algo.num_minibatches=4", "algo.policy_hidden_layer_sizes=[32,32]",
                      "algo.value_hidden_layer_sizes=[32,32]", "train.iterations_per_call=2",
-                     "train.num_timesteps=640", "train.eval_every=640", "train.num_eval_envs=4"],
+                     "train.num_timesteps=640", "train.eval_every=640", "train.num_eval_envs=4",
+                     "rewards.feet_air_time=0.2"],
     "grasp-lift-cube": ["env.episode_length=40", "algo.num_envs=16", "algo.unroll_length=10",
                         "algo.num_minibatches=4", "algo.policy_hidden_layer_sizes=[32,32]",
                         "algo.value_hidden_layer_sizes=[32,32]", "train.iterations_per_call=2",
@@ -77,7 +93,9 @@ SMALL_RUN_OVERRIDES = {
 
 @pytest.fixture(scope="session")
 def small_run(tiny_config, tmp_path_factory):
-    """small_run(env_name) -> the directory of a PPO run trained for a few iterations (cached)."""
+    """small_run(env_name) -> the directory of a PPO run trained for a few iterations (cached): cartpole
+    from tiny_config, the others through `jaxrl train <env> ppo --preset cpu` with SMALL_RUN_OVERRIDES."""
+    from jaxrl import cli
     from jaxrl.train import train
 
     runs = {}
@@ -86,22 +104,12 @@ def small_run(tiny_config, tmp_path_factory):
         if env_name not in runs:
             run_dir = tmp_path_factory.mktemp(env_name)
             if env_name == "cartpole-balance":
-                cfg = tiny_config
+                train(tiny_config, run_dir)
             else:
-                cfg = config.load(env_name, "ppo", overrides=SMALL_RUN_OVERRIDES[env_name] + [
-                    "train.tensorboard=false"], preset="cpu")
-            train(cfg, run_dir)
+                assert cli.main(["train", env_name, "ppo", "--preset", "cpu", f"train.run_dir={run_dir}",
+                                 *SMALL_RUN_OVERRIDES[env_name], "train.tensorboard=false"]) == 0
             runs[env_name] = run_dir
         return runs[env_name]
 
     return get
 
-
-@pytest.fixture(scope="session")
-def solved_cartpole(tmp_path_factory):
-    """(run_dir, TrainResult) of `jaxrl train cartpole-balance ppo`'s CPU preset: a policy that balances."""
-    from jaxrl.train import train
-
-    run_dir = tmp_path_factory.mktemp("solved-cartpole")
-    cfg = config.load("cartpole-balance", "ppo", preset="cpu", overrides=["train.tensorboard=false"])
-    return run_dir, train(cfg, run_dir)

@@ -37,7 +37,8 @@ def test_500_random_action_steps_run_without_nan_with_static_shapes(name, batche
 def test_reset_and_step_are_deterministic_for_a_key(name, batched_envs):
     env, reset, step = batched_envs[name]
     keys = jax.random.split(jax.random.PRNGKey(3), NUM_ENVS)
-    action = jnp.full((NUM_ENVS, env.action_size), 0.5, jnp.float32)  # not weak-typed: the same program as a random action
+    # float32, not a weak-typed 0.5: the step compiled for random actions serves this one too.
+    action = jnp.full((NUM_ENVS, env.action_size), 0.5, jnp.float32)
     a, b = step(reset(keys), action), step(reset(keys), action)
     jax.tree.map(np.testing.assert_array_equal, (a.obs, a.reward, a.info), (b.obs, b.reward, b.info))
     other = reset(jax.random.split(jax.random.PRNGKey(4), NUM_ENVS))
@@ -49,7 +50,8 @@ def test_cartpole_reward_prefers_upright_and_ends_each_step_undone():
     state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     upright = step(state, jnp.zeros(1))
-    hanging = step(state.replace(data=env.init_data(jnp.array([0.0, jnp.pi]), jnp.zeros(2))), jnp.zeros(1))
+    hanging_data = jax.jit(env.init_data)(jnp.array([0.0, jnp.pi]), jnp.zeros(2))
+    hanging = step(state.replace(data=hanging_data), jnp.zeros(1))
     assert float(upright.reward) > 0.95
     assert float(hanging.reward) < 0.05
     assert float(upright.done) == 0.0
@@ -57,7 +59,7 @@ def test_cartpole_reward_prefers_upright_and_ends_each_step_undone():
 
 def test_episode_wrapper_truncates_at_the_limit_and_sums_the_episode():
     env = EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=5)
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     rewards = []
     for _ in range(5):
@@ -71,7 +73,7 @@ def test_episode_wrapper_truncates_at_the_limit_and_sums_the_episode():
 def test_auto_reset_keeps_final_obs_and_totals_then_starts_afresh():
     env = AutoResetWrapper(VmapWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3)))
     step = jax.jit(env.step)
-    state = env.reset(jax.random.split(jax.random.PRNGKey(0), 2))
+    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
     push = jnp.ones((2, 1))
     for _ in range(2):
         state = step(state, push)
@@ -93,7 +95,7 @@ def test_auto_reset_keeps_final_obs_and_totals_then_starts_afresh():
 def test_auto_reset_restarts_only_the_envs_that_finished():
     env = AutoResetWrapper(VmapWrapper(EpisodeWrapper(envs_mjx.make("cartpole-balance"), episode_length=3)))
     step = jax.jit(env.step)
-    state = env.reset(jax.random.split(jax.random.PRNGKey(0), 2))
+    state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
     state = step(state, jnp.ones((2, 1)))
     # Pretend env 1 was already 2 steps in: it finishes one step before env 0.
     state = state.replace(info=dict(state.info, steps=state.info["steps"].at[1].set(2.0)))

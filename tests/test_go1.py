@@ -13,7 +13,7 @@ import envs_mjx
 from envs_mjx._mjx import mjx
 from envs_mjx.go1.joystick import LEGS, PRIVILEGED_LAYOUT, REWARD_TERMS, STATE_LAYOUT, Go1JoystickConfig
 from envs_mjx.go1.randomize import RandomizationConfig
-from jaxrl import cli, config
+from jaxrl import config
 from jaxrl.logger import read_metrics
 
 NOMINAL = Go1JoystickConfig(
@@ -106,6 +106,9 @@ def _terms(step, state, action=None):
     return {name: float(after.metrics[f"reward/{name}"]) for name in REWARD_TERMS}, after
 
 
+TWITCH = jnp.full(12, 0.5, jnp.float32)  # not weak-typed: the step compiled for zeros(12) serves it
+
+
 def test_reward_terms_respond_to_what_they_measure(nominal_go1):
     env, reset, step = nominal_go1
     standing = reset(jax.random.PRNGKey(0))
@@ -125,13 +128,13 @@ def test_reward_terms_respond_to_what_they_measure(nominal_go1):
     still, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]))
     bouncing, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0], qvel=[0, 0, 1.0]))
     rolling, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0], qvel=[0, 0, 0, 2.0, 0, 0]))
-    twitching, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]), action=jnp.full(12, 0.5, jnp.float32))
+    twitching, _ = _terms(step, _with(standing, command=[0.0, 0.0, 0.0]), action=TWITCH)
     assert bouncing["lin_vel_z"] < still["lin_vel_z"] <= 0.0
     assert rolling["ang_vel_xy"] < still["ang_vel_xy"] <= 0.0
     assert twitching["action_rate"] < still["action_rate"] == 0.0
     assert twitching["stand_still"] < still["stand_still"] <= 0.0
     assert still["torques"] < 0.0  # holding the body up takes torque
-    walking_cmd, _ = _terms(step, _with(standing, command=[1.0, 0.0, 0.0]), action=jnp.full(12, 0.5, jnp.float32))
+    walking_cmd, _ = _terms(step, _with(standing, command=[1.0, 0.0, 0.0]), action=TWITCH)
     assert walking_cmd["stand_still"] == 0.0  # only "stand still" commands ask for the home pose
 
     tilt = np.asarray(standing.data.qpos).copy()
@@ -249,16 +252,10 @@ def test_rough_terrain_spawns_on_the_surface_and_is_the_same_for_a_seed(batched_
     np.testing.assert_array_equal(again.mj_model.hfield_data, wrapped.unwrapped.mj_model.hfield_data)
 
 
-def test_ppo_smoke_run_on_go1_trains_and_writes_a_checkpoint(tmp_path, capsys):
-    """`jaxrl train go1-joystick ppo` with the CPU preset, shrunk to a few iterations."""
-    run_dir = tmp_path / "go1"
-    status = cli.main([
-        "train", "go1-joystick", "ppo", "--preset", "cpu", f"train.run_dir={run_dir}",
-        "env.episode_length=40", "algo.num_envs=16", "algo.unroll_length=10", "algo.num_minibatches=4",
-        "algo.policy_hidden_layer_sizes=[32,32]", "algo.value_hidden_layer_sizes=[32,32]",
-        "train.iterations_per_call=2", "train.num_timesteps=640", "train.eval_every=320",
-        "train.num_eval_envs=4", "train.tensorboard=false", "rewards.feet_air_time=0.2"])
-    assert status == 0, capsys.readouterr().out
+def test_ppo_smoke_run_on_go1_trains_and_writes_a_checkpoint(small_run):
+    """`jaxrl train go1-joystick ppo` with the CPU preset, shrunk to a few iterations (the suite's small
+    Go1 run, which export and playback tests use too)."""
+    run_dir = small_run("go1-joystick")
     assert any((run_dir / "checkpoints" / "latest").iterdir())
     records = read_metrics(run_dir / "metrics.jsonl")
     assert records[-1]["env_steps"] == 640
