@@ -1,6 +1,6 @@
 """PPO learns cartpole-balance for real, through the same path `jaxrl train` takes, and the policy keeps
-its return in plain MuJoCo. One file: the training run is the costliest fixture of the suite, and a test
-worker builds a session fixture once per file it needs it in."""
+its return in plain MuJoCo. One file: the training run is the costliest fixture of the suite, and with the
+files spread over test workers, a fixture two files share is built by each worker that runs one of them."""
 
 import pytest
 
