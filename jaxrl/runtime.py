@@ -18,5 +18,18 @@ def configure_jax() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# XLA settings for work that compiles far more than it runs, such as the test suite: LLVM at -O1 and
+# XLA:CPU's older fusion path compile in about half the time; MJX steps run nearly as fast, SGD on MLPs
+# slower (benchmarks/results/quick_compile_flags_cpu.json). XLA reads them when jax starts its backend.
+QUICK_COMPILE_FLAGS = {"xla_backend_optimization_level": "1", "xla_cpu_use_fusion_emitters": "false",
+                       "xla_cpu_enable_concurrency_optimized_scheduler": "false"}
+
+
+def with_xla_flags(xla_flags: str, flags: dict[str, str]) -> str:
+    """The XLA_FLAGS value `xla_flags` with each of `flags` added where it does not set that flag already."""
+    added = [f"--{name}={value}" for name, value in flags.items() if f"--{name}=" not in xla_flags]
+    return " ".join([xla_flags, *added]).strip()
+
+
 def has_accelerator() -> bool:
     return jax.default_backend() != "cpu"

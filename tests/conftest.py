@@ -6,6 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA c
 
 import dataclasses
 import gc
+import subprocess
+import sys
 
 import jax
 import pytest
@@ -13,6 +15,18 @@ import pytest
 import envs_mjx
 from jaxrl import config, runtime
 
+
+def quick_compile_flags(xla_flags: str) -> str:
+    """XLA_FLAGS for the suite: the caller's, plus runtime.QUICK_COMPILE_FLAGS where this jaxlib knows
+    them (it aborts the process on a flag it does not know, so a child process tries them first). The
+    suite compiles far more than it runs, so it finishes sooner with them (benchmarks/README.md)."""
+    flags = runtime.with_xla_flags(xla_flags, runtime.QUICK_COMPILE_FLAGS)
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True,
+                           env=dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu"))
+    return flags if probe.returncode == 0 else xla_flags
+
+
+os.environ["XLA_FLAGS"] = quick_compile_flags(os.environ.get("XLA_FLAGS", ""))  # before jax's backend starts
 runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
 
 
