@@ -251,9 +251,9 @@ class _Loop:
         if algos.is_offline(algo):
             self.validate = validator(algo, cfg.algo).lower(*stand_ins(self.state, demos)).compile()
         if tc.video_every:
-            self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo), params,
-                                         self.key_video, tc.video_steps, self.run_dir / "videos",
-                                         self.console)
+            self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
+                                         *stand_ins(params, self.key_video), tc.video_steps,
+                                         self.run_dir / "videos", self.console)
         return time.monotonic() - started
 
     def run_eval(self, call: int, record: dict) -> None:

@@ -217,7 +217,7 @@ class TrainingVideos:
     def __init__(self, env, policy: tuple[Callable, Callable], params, key: jax.Array, steps: int,
                  video_dir: Path, console: Console):
         """`env`: unbatched; `policy`: (initial_memory, act), see `make_policy_rollout`; `params`, `key`:
-        examples of what `record` gets, to compile the rollout now."""
+        examples of what `record` gets (arrays or jax.ShapeDtypeStructs), to compile the rollout now."""
         self.env, self.video_dir, self._console = env, Path(video_dir), console
         self._rollout = None
         reason = unavailable_reason(self.env)

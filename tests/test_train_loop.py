@@ -108,6 +108,26 @@ def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
     assert events == []
 
 
+def test_a_resumed_run_compiles_none_of_the_programs_it_ran_before(tiny_config, tmp_path):
+    """Resumed from its checkpoint, a run (training call, evaluation, videos) lowers the programs it
+    lowered before and finds them in the persistent cache. Compilations under a second are not counted:
+    the cache keeps only those over half a second (runtime.configure_jax)."""
+    cfg = with_train(tiny_config, video_every=512, video_steps=4)
+    assert train(with_train(cfg, num_timesteps=512), tmp_path).status == "finished"
+    compiled = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration" and duration > 1.0:
+            compiled.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        assert train(cfg, tmp_path, resume=True).status == "finished"
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiled == []
+
+
 def test_divergence_stops_with_a_named_culprit_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
     diverging = with_algo(tiny_config, reward_scaling=float("inf"))
     with pytest.raises(TrainingDiverged, match="not finite") as error:
