@@ -19,8 +19,11 @@ from jaxrl import config, runtime
 def quick_compile_flags(xla_flags: str) -> str:
     """XLA_FLAGS for the suite: the caller's, plus runtime.QUICK_COMPILE_FLAGS where this jaxlib knows
     them (it aborts the process on a flag it does not know, so a child process tries them first). The
-    suite compiles far more than it runs, so it finishes sooner with them (benchmarks/README.md)."""
+    suite compiles far more than it runs, so it finishes sooner with them (benchmarks/README.md). No child
+    where they are all set already: pytest-xdist's workers inherit the XLA_FLAGS their parent chose."""
     flags = runtime.with_xla_flags(xla_flags, runtime.QUICK_COMPILE_FLAGS)
+    if flags == xla_flags:
+        return flags
     probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True,
                            env=dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu"))
     return flags if probe.returncode == 0 else xla_flags

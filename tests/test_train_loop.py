@@ -1,5 +1,6 @@
 """The shared outer loop: determinism, resume, compilation, divergence, run artifacts."""
 
+import contextlib
 import math
 import os
 import signal
@@ -90,6 +91,16 @@ def test_resuming_a_finished_run_says_how_to_train_longer(unbroken_run, tmp_path
     assert read_metrics(run_dir / "metrics.jsonl")[-1]["env_steps"] == 1536
 
 
+@contextlib.contextmanager
+def duration_events_to(listener):
+    """jax.monitoring's duration events (compile, trace, ...) go to `listener(event, seconds, **kwargs)`."""
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
 def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
     events = []
     first_call_done = []
@@ -98,12 +109,9 @@ def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
         if first_call_done and ("compile" in event or "trace" in event):
             events.append(event)
 
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with duration_events_to(listener):
         train(with_train(tiny_config, num_timesteps=2048, checkpoint_every=256, eval_every=256), tmp_path,
               on_record=lambda record: record["call"] >= 1 and first_call_done.append(record["call"]))
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert len(first_call_done) == 8
     assert events == []
 
@@ -120,11 +128,8 @@ def test_a_resumed_run_compiles_none_of_the_programs_it_ran_before(tiny_config, 
         if event == "/jax/core/compile/backend_compile_duration" and duration > 1.0:
             compiled.append(duration)
 
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with duration_events_to(listener):
         assert train(cfg, tmp_path, resume=True).status == "finished"
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert compiled == []
 
 
