@@ -189,9 +189,12 @@ class Checkpointer:
     def _read(self, manager: ocp.CheckpointManager, step: int, target: dict,
               partial: bool) -> tuple[dict, dict]:
         """(saveable dict shaped like `target`, meta) of one checkpoint; CheckpointError if unreadable."""
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        restore_args = jax.tree.map(lambda spec: ocp.ArrayRestoreArgs(dtype=spec.dtype, sharding=device),
-                                    target)
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # for stand-ins that name no sharding
+
+        def args(spec):
+            return ocp.ArrayRestoreArgs(dtype=spec.dtype, sharding=getattr(spec, "sharding", None) or device)
+
+        restore_args = jax.tree.map(args, target)
         try:
             restored = manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.PyTreeRestore(target, restore_args=restore_args, partial_restore=partial),

@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="env and algorithm names, then config overrides")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue RUN_DIR from its latest checkpoint (overrides may follow)")
+    train.add_argument("--distributed", action="store_true",
+                       help="one process of a multi-host job: join the others (jax.distributed; SLURM, "
+                            "Open MPI and TPU pods are found by themselves, else set "
+                            "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID) and train over "
+                            "all their devices")
     _add_recipe_options(train)
 
     show = commands.add_parser(
@@ -224,10 +229,16 @@ def _split_run_args(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace, console) -> int:
-    from jaxrl import config
+    from jaxrl import config, parallel
     from jaxrl.train import default_run_dir, train
 
     env_name, algo_name, overrides = _split_run_args(args)
+    if args.distributed:  # before anything asks JAX for its devices
+        parallel.initialize_distributed()
+        if not parallel.is_main_process():  # process 0 speaks for the job
+            from rich.console import Console
+
+            console = Console(quiet=True)
     if args.resume is not None:
         run_dir = args.resume
         if not (run_dir / "config.yaml").exists():

@@ -23,7 +23,7 @@ import jax
 import jax.extend
 import jax.numpy as jnp
 
-from jaxrl import algos
+from jaxrl import algos, parallel
 from jaxrl.replay import ReplayBuffer
 
 
@@ -51,11 +51,13 @@ def last_good(finite: jax.Array, new, start):
 
 
 @functools.lru_cache(maxsize=16)  # runs of the same config in one process (a sweep, tests) trace once
-def make_device_call(algo, env, algo_cfg, iterations: int):
+def make_device_call(algo, env, algo_cfg, iterations: int, mesh=None):
     """jit-compiled (state, demos) -> (state, metrics stacked [iterations, ...], CallReport).
 
     `state` is donated; `demos` is None for learners that step an env. Metric rows
-    of iterations that did not run (after a diverging one) are zeros.
+    of iterations that did not run (after a diverging one) are zeros. On a `mesh`,
+    the state comes back laid out as parallel.state_shardings says and the
+    metrics and report replicated.
     """
     def step(state, demos):
         return algo.train_step(state, env, algo_cfg, *algos.data_args(demos))
@@ -80,7 +82,11 @@ def make_device_call(algo, env, algo_cfg, iterations: int):
         done, state, finite, rows = jax.lax.while_loop(
             unfinished, iterate, (jnp.int32(0), start, jnp.bool_(True), rows))
         report = CallReport(done, finite, [jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
-        return last_good(finite, state, start), rows, report
+        out = last_good(finite, state, start), rows, report
+        if mesh is None:
+            return out
+        return jax.lax.with_sharding_constraint(
+            out, (parallel.state_shardings(start, mesh), *parallel.replicated(out[1:], mesh)))
 
     return jax.jit(call, donate_argnums=0)
 

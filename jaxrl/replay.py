@@ -1,13 +1,17 @@
 """A replay buffer as a pytree ring buffer on the device.
 
-`ReplayBuffer.data` holds one [capacity, ...] array per field of the stored
-transition. `insert` writes a batch at the insert position, wrapping around
-onto the oldest transitions once full; `sample` draws uniformly from the filled
-slots only. Being a pytree, the buffer lives in the learner's TrainState: it is
+`ReplayBuffer.data` holds one [rows, num_envs, ...] array per field of the
+stored transition: a row is one step of every env. `insert` writes a batch of
+steps [T, num_envs, ...] at the insert row, wrapping around onto the oldest rows
+once full; `sample` draws transitions uniformly from the filled slots only.
+Keeping each env's transitions on its own column lets a run split the buffer
+over its devices with the envs that filled it (jaxrl.parallel): the env axis,
+ENV_AXIS, is the one sharded. Being a pytree, the buffer lives in the learner's TrainState: it is
 updated inside the compiled iteration (no host round trip) and saved in every
 checkpoint, so a resumed run continues with the same data.
 
-The capacity is a number of transitions fixed when the buffer is made; `check_fits`
+The capacity is a number of transitions fixed when the buffer is made, rounded
+down to whole rows (a multiple of num_envs); `check_fits`
 refuses one that would take more than half of the device's memory.
 """
 
@@ -31,13 +35,23 @@ class ReplayCapacityError(ValueError):
 
 @struct.dataclass
 class ReplayBuffer:
-    data: object  # pytree of [capacity, ...] arrays
-    position: jax.Array  # int32: the slot the next transition goes to
-    size: jax.Array  # int32: filled slots, at most capacity
+    data: object  # pytree of [rows, num_envs, ...] arrays
+    position: jax.Array  # int32: the row the next step goes to
+    size: jax.Array  # int32: filled slots (transitions), at most capacity
+
+    ENV_AXIS = 1  # of every leaf of `data`: the envs, which a run's devices split between them
+
+    @property
+    def rows(self) -> int:
+        return jax.tree.leaves(self.data)[0].shape[0]
+
+    @property
+    def num_envs(self) -> int:
+        return jax.tree.leaves(self.data)[0].shape[self.ENV_AXIS]
 
     @property
     def capacity(self) -> int:
-        return jax.tree.leaves(self.data)[0].shape[0]
+        return self.rows * self.num_envs
 
 
 def bytes_per_transition(example) -> int:
@@ -67,30 +81,35 @@ def check_fits(example, capacity: int, setting: str = "replay_capacity") -> None
             f"{memory / 2**30:.1f} GiB; set {setting}={fits:,} or less")
 
 
-def init(example, capacity: int) -> ReplayBuffer:
-    """An empty buffer of `capacity` transitions shaped like `example` (no batch axis)."""
-    data = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
+def init(example, capacity: int, num_envs: int = 1) -> ReplayBuffer:
+    """An empty buffer of `capacity` transitions (rounded down to whole rows of `num_envs`) shaped like
+    `example` (no batch axis)."""
+    rows = capacity // num_envs
+    if rows < 1:
+        raise ValueError(f"a replay capacity of {capacity} cannot hold one step of {num_envs} envs")
+    data = jax.tree.map(lambda x: jnp.zeros((rows, num_envs) + jnp.shape(x), jnp.asarray(x).dtype), example)
     return ReplayBuffer(data=data, position=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
 
 
-def insert(buffer: ReplayBuffer, batch) -> ReplayBuffer:
-    """`buffer` with the n transitions of `batch` (leading axis n <= capacity) written in order,
-    wrapping around past the last slot."""
-    n = jax.tree.leaves(batch)[0].shape[0]
-    capacity = buffer.capacity
-    if n > capacity:
-        raise ValueError(f"cannot insert {n} transitions into a buffer of capacity {capacity}")
-    slots = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % capacity
-    data = jax.tree.map(lambda stored, x: stored.at[slots].set(x, mode="promise_in_bounds"),
-                        buffer.data, batch)
-    return ReplayBuffer(data=data, position=(buffer.position + n) % capacity,
-                        size=jnp.minimum(buffer.size + n, capacity))
+def insert(buffer: ReplayBuffer, steps) -> ReplayBuffer:
+    """`buffer` with the T steps of `steps` (leaves [T, num_envs, ...], T <= rows) written in order,
+    wrapping around past the last row."""
+    length = jax.tree.leaves(steps)[0].shape[0]
+    if length > buffer.rows:
+        raise ValueError(f"cannot insert {length} steps into a buffer of {buffer.rows} rows")
+    rows = (buffer.position + jnp.arange(length, dtype=jnp.int32)) % buffer.rows
+    data = jax.tree.map(lambda stored, x: stored.at[rows].set(x, mode="promise_in_bounds"),
+                        buffer.data, steps)
+    return ReplayBuffer(data=data, position=(buffer.position + length) % buffer.rows,
+                        size=jnp.minimum(buffer.size + length * buffer.num_envs, buffer.capacity))
 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int):
     """`batch_size` transitions drawn uniformly, with replacement, from the filled slots.
 
-    The buffer must hold at least one transition.
+    The buffer must hold at least one transition. Rows fill from the first, so
+    the filled slots are the first `size` in row-major order.
     """
     slots = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
-    return jax.tree.map(lambda stored: stored[slots], buffer.data)
+    rows, envs = slots // buffer.num_envs, slots % buffer.num_envs
+    return jax.tree.map(lambda stored: stored[rows, envs], buffer.data)

@@ -36,11 +36,12 @@ import numpy as np
 from rich.console import Console
 
 import envs_mjx
-from jaxrl import algos, config
+from jaxrl import algos, config, parallel
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.device_call import make_device_call, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
 from jaxrl.logger import RunLogger
+from jaxrl.schedule import Schedule, check_resume_keeps_step_accounting
 from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
 
@@ -63,7 +64,9 @@ class TrainResult:
 
 
 def default_run_dir(cfg: config.RunConfig) -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    """runs/<env>-<algo>-<time>, at process 0's time: the processes of a multi-host job write one run."""
+    now = parallel.main_process_value(int(time.time()))
+    stamp = datetime.datetime.fromtimestamp(now).strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg.env_name}-{cfg.algo_name}-{stamp}"
 
 
@@ -88,9 +91,16 @@ def _envs(env_name: str, env_config):
 
 
 @functools.lru_cache(maxsize=16)
-def initializer(algo, env, algo_cfg):
-    """jit-compiled (key, demos) -> a fresh TrainState of `algo` on `env` (demos None if it steps an env)."""
-    return jax.jit(lambda key, demos: algo.init(key, env, algo_cfg, *algos.data_args(demos)))
+def initializer(algo, env, algo_cfg, mesh=None):
+    """jit-compiled (key, demos) -> a fresh TrainState of `algo` on `env` (demos None if it steps an env),
+    placed on `mesh` as parallel.state_shardings says (None: on the default device)."""
+    def init(key, demos):
+        state = algo.init(key, env, algo_cfg, *algos.data_args(demos))
+        if mesh is None:
+            return state
+        return jax.lax.with_sharding_constraint(state, parallel.state_shardings(state, mesh))
+
+    return jax.jit(init)
 
 
 @functools.lru_cache(maxsize=16)
@@ -139,68 +149,13 @@ def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
                  for k in keys if k.lstrip("-") in record)
 
 
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-    """When the loop does what, counted in device calls; `unit` and `step_key` name its progress count."""
-
-    steps_per_iteration: int
-    iterations_per_call: int
-    total_calls: int
-    eval_calls: int
-    checkpoint_calls: int
-    video_calls: int  # 0: no videos
-    unit: str  # "env steps", or "gradient steps" for offline learners
-    step_key: str  # the count's key in records and checkpoint metadata
-
-    @classmethod
-    def of(cls, algo, cfg: config.RunConfig) -> Schedule:
-        tc, offline = cfg.train, algos.is_offline(algo)
-        per_call = algo.steps_per_iteration(cfg.algo) * tc.iterations_per_call
-        calls = lambda steps: max(1, round(steps / per_call))  # noqa: E731
-        return cls(algo.steps_per_iteration(cfg.algo), tc.iterations_per_call,
-                   max(1, math.ceil(tc.num_timesteps / per_call)), calls(tc.eval_every),
-                   calls(tc.checkpoint_every), calls(tc.video_every) if tc.video_every else 0,
-                   "gradient steps" if offline else "env steps", "grad_steps" if offline else "env_steps")
-
-    @property
-    def steps_per_call(self) -> int:
-        return self.steps_per_iteration * self.iterations_per_call
-
-    def steps(self, call: int) -> int:
-        return call * self.steps_per_call
-
-    def due(self, call: int, every: int) -> bool:
-        """Whether something done every `every` calls (and at the end) is due after `call`."""
-        return every > 0 and (call % every == 0 or call == self.total_calls)
-
-
-def check_resume_keeps_step_accounting(algo, saved: config.RunConfig, cfg: config.RunConfig) -> None:
-    """ConfigError when `cfg` changes how many steps an iteration or a call of the run `saved` takes:
-    the restored call count would then miscount the steps trained and the schedule."""
-    def accounting(c):
-        return algo.steps_per_iteration(c.algo), c.train.iterations_per_call
-
-    if accounting(saved) == accounting(cfg):
-        return
-    old_calls, new_calls = saved.train.iterations_per_call, cfg.train.iterations_per_call
-    changed = [f"train.iterations_per_call ({old_calls} -> {new_calls})"] if old_calls != new_calls else []
-    for field in dataclasses.fields(cfg.algo):
-        old, new = getattr(saved.algo, field.name), getattr(cfg.algo, field.name)
-        alone = dataclasses.replace(saved.algo, **{field.name: new})
-        if old != new and algo.steps_per_iteration(alone) != algo.steps_per_iteration(saved.algo):
-            changed.append(f"algo.{field.name} ({old} -> {new})")
-    raise config.ConfigError(
-        f"a resumed run keeps its step accounting, and {', '.join(changed)} would change it (steps per "
-        f"iteration x iterations per call: {' x '.join(map(str, accounting(saved)))} -> "
-        f"{' x '.join(map(str, accounting(cfg)))}). Resume without changing them, or start a new run.")
-
-
 class _Loop:
     """One run: its state, compiled programs, checkpoints and log, and what a device call entails."""
 
     def __init__(self, cfg: config.RunConfig, algo, eval_env, source, demos, run_dir: Path, console: Console,
-                 on_record: Callable[[dict], None] | None):
-        self.cfg, self.algo, self.eval_env, self.source, self.demos = cfg, algo, eval_env, source, demos
+                 on_record: Callable[[dict], None] | None, mesh):
+        self.cfg, self.algo, self.eval_env, self.source, self.mesh = cfg, algo, eval_env, source, mesh
+        self.demos = None if demos is None else parallel.replicate(demos, mesh)
         self.schedule, self.run_dir, self.console = Schedule.of(algo, cfg), run_dir, console
         self.on_record = on_record
         self.best_by = getattr(algo, "BEST_BY", algos.BEST_BY)
@@ -208,7 +163,10 @@ class _Loop:
         seed = jax.random.PRNGKey(cfg.train.seed)
         streams = (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO)
         self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
-        self.init = initializer(algo, source, cfg.algo)
+        self.init = initializer(algo, source, cfg.algo, mesh)
+        shapes = jax.eval_shape(self.init, self.key_init, self.demos)
+        self.shardings = parallel.state_shardings(shapes, mesh)
+        self.abstract_state = parallel.stand_ins(shapes, self.shardings)  # what a restore fills in
         self.stop = StopRequests()
         self.started = time.monotonic()
         # Set as the run gets there: the state (init or restore), checkpoints, compiled programs, the log.
@@ -230,8 +188,7 @@ class _Loop:
             return 0
         try:
             self.state, meta = self.checkpointer.restore_newest_readable(
-                jax.eval_shape(self.init, self.key_init, self.demos),
-                lambda text: self.console.print(f"[yellow]warning:[/yellow] {text}"))
+                self.abstract_state, lambda text: self.console.print(f"[yellow]warning:[/yellow] {text}"))
         except BaseException:
             self.checkpointer.close()
             raise
@@ -241,16 +198,19 @@ class _Loop:
 
     def compile(self) -> float:
         """Compile every program the loop runs; the seconds it took."""
-        algo, cfg, tc, demos = self.algo, self.cfg, self.cfg.train, self.demos
+        algo, cfg, tc, mesh = self.algo, self.cfg, self.cfg.train, self.mesh
         started = time.monotonic()
         params = algo.policy_params(self.state)
-        run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call)
-        self.run_call = run_call.lower(*stand_ins(self.state, demos)).compile()
+        replicated = lambda tree: parallel.stand_ins(tree, parallel.replicated(tree, mesh))  # noqa: E731
+        state_and_demos = (self.abstract_state, replicated(self.demos))
+        run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call, mesh)
+        self.run_call = run_call.lower(*state_and_demos).compile()
         evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-        self.evaluate = evaluate.lower(*stand_ins(params, self.key_eval)).compile()
+        self.evaluate = evaluate.lower(*replicated((params, self.key_eval))).compile()
         if algos.is_offline(algo):
-            self.validate = validator(algo, cfg.algo).lower(*stand_ins(self.state, demos)).compile()
-        if tc.video_every:
+            self.validate = validator(algo, cfg.algo).lower(*state_and_demos).compile()
+        if tc.video_every and parallel.is_main_process():  # videos are made by process 0 alone, on its
+            # first device: the rollout is lowered from unplaced stand-ins and run on local copies
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
                                          *stand_ins(params, self.key_video), tc.video_steps,
                                          self.run_dir / "videos", self.console)
@@ -258,10 +218,11 @@ class _Loop:
 
     def run_eval(self, call: int, record: dict) -> None:
         """Evaluate the state, add the results to `record`, keep a best checkpoint."""
-        key = jax.random.fold_in(self.key_eval, call)
-        results = {k: float(v) for k, v in self.evaluate(self.algo.policy_params(self.state), key).items()}
+        key = parallel.replicate(jax.random.fold_in(self.key_eval, call), self.mesh)
+        results = parallel.to_host(self.evaluate(self.algo.policy_params(self.state), key))
         if self.validate is not None:
-            results.update({k: float(v) for k, v in self.validate(self.state, self.demos).items()})
+            results.update(parallel.to_host(self.validate(self.state, self.demos)))
+        results = {k: float(v) for k, v in results.items()}
         results = add_success_interval(results, self.cfg.train.num_eval_envs)
         record.update(results)
         self.last_eval = results
@@ -271,7 +232,8 @@ class _Loop:
             self.checkpointer.save_best(call, self.state, self.meta(call))
 
     def publish(self, record: dict) -> None:
-        self.logger.log(record)
+        if self.logger is not None:  # process 0's
+            self.logger.log(record)
         self.published_call = record["call"]
         if self.on_record is not None:
             try:
@@ -295,7 +257,7 @@ class _Loop:
         schedule = self.schedule
         started = time.monotonic()
         self.state, rows, report = self.run_call(self.state, self.demos)
-        rows, report = jax.device_get((rows, report))
+        rows, report = parallel.to_host((rows, report))
         if not report.finite:
             raise self.diverged(call, rows, report)
         seconds = time.monotonic() - started
@@ -308,8 +270,8 @@ class _Loop:
         if schedule.due(call, schedule.checkpoint_calls):
             self.checkpointer.save(call, self.state, self.meta(call))
         if self.videos is not None and schedule.due(call, schedule.video_calls):
-            self.videos.record(self.algo.policy_params(self.state), jax.random.fold_in(self.key_video, call),
-                               schedule.steps(call), self.logger)
+            self.videos.record(parallel.local_copy(self.algo.policy_params(self.state)),
+                               jax.random.fold_in(self.key_video, call), schedule.steps(call), self.logger)
         self.publish(record)
         return seconds
 
@@ -321,21 +283,26 @@ class _Loop:
                 record = {"call": 0, schedule.step_key: 0}
                 self.run_eval(0, record)
                 self.publish(record)
+            stopped = False
             for call in range(start_call + 1, schedule.total_calls + 1):
-                if self.stop.requested:
+                stopped = parallel.any_process(self.stop.requested)  # every process stops at the same call
+                if stopped:
                     break
                 run_seconds += self.one_call(call)
-        if not self.stop.requested or self.published_call == schedule.total_calls:
+        if not stopped or self.published_call == schedule.total_calls:
             return "finished", run_seconds
         self.checkpointer.save(self.published_call, self.state, self.meta(self.published_call))
-        self.logger.message(f"interrupted: checkpoint saved at {schedule.steps(self.published_call):,} "
-                            f"{schedule.unit}; continue with `jaxrl train --resume {self.run_dir}`")
+        if self.logger is not None:
+            self.logger.message(f"interrupted: checkpoint saved at {schedule.steps(self.published_call):,} "
+                                f"{schedule.unit}; continue with `jaxrl train --resume {self.run_dir}`")
         return "interrupted", run_seconds
 
 
-def _prepare(cfg: config.RunConfig):
+def _prepare(cfg: config.RunConfig, mesh):
     """(cfg with what the data decided, algo, eval env, the env the learner gets, demos or None)."""
     algo = algos.get(cfg.algo_name)
+    if not algos.is_offline(algo):
+        parallel.check_divides(cfg.algo.num_envs, mesh)
     train_env, eval_env = make_envs(cfg)
     demos = None
     if algos.is_offline(algo):  # read before any file is made: data the loader refuses leaves no run behind
@@ -345,25 +312,30 @@ def _prepare(cfg: config.RunConfig):
 
 
 def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: Console | None = None,
-          on_record: Callable[[dict], None] | None = None) -> TrainResult:
+          on_record: Callable[[dict], None] | None = None, devices=None) -> TrainResult:
     """Train per `cfg` into `run_dir`; with `resume`, continue from its newest readable checkpoint.
 
     `on_record(record)` sees every logged record (a progress hook); raising
-    KeyboardInterrupt from it stops the run like Ctrl-C does.
+    KeyboardInterrupt from it stops the run like Ctrl-C does. `devices`: what
+    the run is spread over (default: every device of every process; see
+    jaxrl.parallel). Only process 0 prints and writes logs.
     """
-    console = console or Console()
+    main = parallel.is_main_process()
+    console = (console or Console()) if main else Console(quiet=True)
+    mesh = parallel.make_mesh(devices)
     run_dir = Path(run_dir)
     if not resume and (run_dir / "checkpoints").exists():
         raise config.ConfigError(
             f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
             f"choose another run_dir")
-    cfg, algo, eval_env, source, demos = _prepare(cfg)
+    cfg, algo, eval_env, source, demos = _prepare(cfg, mesh)
     if resume:
         check_resume_keeps_step_accounting(algo, config.load_saved(run_dir / "config.yaml"), cfg)
-    loop = _Loop(cfg, algo, eval_env, source, demos, run_dir, console, on_record)
+    loop = _Loop(cfg, algo, eval_env, source, demos, run_dir, console, on_record, mesh)
     schedule = loop.schedule
     if not resume:  # before any file is made: a setting init refuses leaves no run behind
-        loop.state = loop.init(loop.key_init, demos)
+        loop.state = loop.init(loop.key_init, loop.demos)
+    parallel.sync("jaxrl: the run directory is checked")  # by every process, before process 0 writes
     run_dir.mkdir(parents=True, exist_ok=True)
     start_call = loop.open_checkpoints(resume)
     if start_call >= schedule.total_calls:
@@ -373,7 +345,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
             f"longer, resume with a larger train.num_timesteps=N")
     if resume:
         console.print(f"resuming from checkpoint at {schedule.steps(start_call):,} {schedule.unit}")
-    config.save(cfg, run_dir / "config.yaml")  # after the checks: a refused resume changes nothing
+    if main:  # after the checks: a refused resume changes nothing
+        config.save(cfg, run_dir / "config.yaml")
     return _run(loop, start_call, resume)
 
 
@@ -386,9 +359,10 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
         console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
                       f"{schedule.steps_per_iteration:,} {schedule.unit} per device call, "
                       f"{schedule.total_calls - start_call} calls to go")
-        loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls),
-                                schedule.steps(start_call), start_call if resume else None, tc.tensorboard,
-                                console, step_key=schedule.step_key)
+        if parallel.is_main_process():
+            loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls),
+                                    schedule.steps(start_call), start_call if resume else None,
+                                    tc.tensorboard, console, step_key=schedule.step_key)
         status, run_seconds = loop.run(start_call, resume)
     except KeyboardInterrupt:  # a second signal: stop at once, the last checkpoint stands
         kept = loop.checkpointer.latest_step() or 0

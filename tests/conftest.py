@@ -11,6 +11,7 @@ import sys
 
 import jax
 import pytest
+from tiny_runs import TINY_CARTPOLE_PPO
 
 import envs_mjx
 from jaxrl import config, runtime
@@ -61,14 +62,7 @@ def release_compiled_programs():
 @pytest.fixture(scope="session")
 def tiny_config() -> config.RunConfig:
     """A cartpole PPO run small enough to compile and train in seconds."""
-    cfg = config.load("cartpole-balance", "ppo", overrides=[
-        "env.episode_length=50", "algo.num_envs=16", "algo.unroll_length=8", "algo.num_minibatches=2",
-        "algo.num_updates_per_batch=2", "algo.policy_hidden_layer_sizes=[16,16]",
-        "algo.value_hidden_layer_sizes=[16,16]", "train.iterations_per_call=2",
-        "train.num_timesteps=1024", "train.eval_every=512", "train.checkpoint_every=512",
-        "train.num_eval_envs=4", "train.tensorboard=false",
-    ], preset="cpu")
-    return cfg
+    return config.load("cartpole-balance", "ppo", overrides=TINY_CARTPOLE_PPO, preset="cpu")
 
 
 def with_train(cfg: config.RunConfig, **changes) -> config.RunConfig:

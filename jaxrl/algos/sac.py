@@ -40,7 +40,7 @@ class Config:
     unroll_length: int = 1  # env steps per env per iteration
     grad_updates_per_step: int = 1  # gradient steps per step of the batched env
     batch_size: int = 256  # transitions per gradient step
-    replay_capacity: int = 1_000_000  # transitions the buffer keeps (oldest overwritten); must fit in memory
+    replay_capacity: int = 1_000_000  # transitions kept (oldest overwritten) in rows of num_envs; must fit
     min_replay_size: int = 10_000  # transitions of uniformly random actions before learning starts
     learning_rate: float = 3e-4  # Adam step size of actor, critics and temperature
     discounting: float = 0.99  # gamma
@@ -64,9 +64,11 @@ def validate(cfg: Config) -> None:
     if cfg.replay_capacity < steps_per_iteration(cfg):
         raise ValueError(f"replay_capacity = {cfg.replay_capacity:,} cannot hold one iteration's "
                          f"num_envs * unroll_length = {steps_per_iteration(cfg):,} transitions")
-    if cfg.min_replay_size > cfg.replay_capacity:
-        raise ValueError(f"min_replay_size = {cfg.min_replay_size:,} exceeds replay_capacity = "
-                         f"{cfg.replay_capacity:,}: learning would never start")
+    kept = cfg.replay_capacity // cfg.num_envs * cfg.num_envs  # whole rows of num_envs (jaxrl.replay)
+    if cfg.min_replay_size > kept:
+        raise ValueError(f"min_replay_size = {cfg.min_replay_size:,} exceeds the {kept:,} transitions "
+                         f"replay_capacity = {cfg.replay_capacity:,} keeps in rows of num_envs = "
+                         f"{cfg.num_envs}: learning would never start")
     if not 0.0 < cfg.tau <= 1.0:
         raise ValueError(f"tau must be in (0, 1], got {cfg.tau}")
     if cfg.init_alpha <= 0.0:
@@ -146,7 +148,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
         opt_state=OptStates(policy=optimizer.init(params.policy), q=optimizer.init(params.q),
                             log_alpha=optimizer.init(params.log_alpha)),
         obs_stats=normalize.from_batch(actor.observed(env_state.obs, policy_spec, q_spec)),
-        replay=replay.init(example, cfg.replay_capacity),
+        replay=replay.init(example, cfg.replay_capacity, cfg.num_envs),
         env_state=env_state,
         key=key_state,
         iteration=jnp.zeros((), jnp.int32),
@@ -279,7 +281,7 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
         "obs": observed(trajectory.obs), "action": trajectory.action, "reward": trajectory.reward,
         "terminated": trajectory.done * (1.0 - trajectory.truncation), "truncated": trajectory.truncation,
         "next_obs": observed(trajectory.final_obs)}
-    buffer = replay.insert(state.replay, rollout.merge_time_and_envs(transitions))
+    buffer = replay.insert(state.replay, transitions)
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
         obs_stats = normalize.update(obs_stats, transitions["obs"], batch_ndim=2)
