@@ -1,9 +1,11 @@
-"""When the loop does what, and what a resumed run must keep: the step accounting of a run.
+"""A run's accounting: when the loop does what (Schedule), what it tracks from call to call
+(Bookkeeping), and what a resumed run must keep.
 
 A run advances in device calls of `iterations_per_call` training iterations;
 evaluations, checkpoints and videos fall due every so many calls, and the
 progress users see (env steps, or gradient steps for offline learners) is the
-calls done times the steps a call takes.
+calls done times the steps a call takes. A checkpoint holds the bookkeeping
+beside the state, so a resumed run ranks its evaluations against the same best.
 """
 
 from __future__ import annotations
@@ -68,3 +70,46 @@ def check_resume_keeps_step_accounting(algo, saved: config.RunConfig, cfg: confi
         f"a resumed run keeps its step accounting, and {', '.join(changed)} would change it (steps per "
         f"iteration x iterations per call: {' x '.join(map(str, accounting(saved)))} -> "
         f"{' x '.join(map(str, accounting(cfg)))}). Resume without changing them, or start a new run.")
+
+
+def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
+    """The record's rank under `keys`: compared in order, larger is better, "-name" ranks by -name.
+
+    Keys the record lacks are skipped (an env without a success metric, a run
+    without held-out data); they are absent from every record of a run alike.
+    """
+    return tuple(-record[k[1:]] if k.startswith("-") else record[k]
+                 for k in keys if k.lstrip("-") in record)
+
+
+@dataclasses.dataclass
+class Bookkeeping:
+    """The best evaluation so far and the call it came after, the last call logged, the last
+    evaluation's results; `best_by` ranks evaluations (best_score)."""
+
+    best_by: tuple[str, ...]
+    best: tuple[float, ...] | None = None
+    best_call: int = 0
+    published_call: int = 0
+    last_eval: dict = dataclasses.field(default_factory=dict)
+
+    def evaluated(self, call: int, results: dict) -> bool:
+        """Take the evaluation after `call` in; whether it is the best so far."""
+        self.last_eval = results
+        score = best_score(results, self.best_by)
+        if self.best is not None and score <= self.best:
+            return False
+        self.best, self.best_call = score, call
+        return True
+
+    def meta(self, schedule: Schedule, call: int) -> dict:
+        """What a checkpoint after `call` holds beside the state."""
+        return {"call": call, schedule.step_key: schedule.steps(call), "best_score": self.best,
+                "best_call": self.best_call, "best_by": list(self.best_by),
+                "steps_per_iteration": schedule.steps_per_iteration,
+                "iterations_per_call": schedule.iterations_per_call}
+
+    def restore(self, meta: dict) -> None:
+        """Continue from a checkpoint's `meta`."""
+        self.best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
+        self.best_call, self.published_call = meta.get("best_call", 0), meta["call"]

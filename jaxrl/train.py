@@ -41,7 +41,7 @@ from jaxrl.checkpoint import Checkpointer
 from jaxrl.device_call import make_device_call, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
 from jaxrl.logger import RunLogger
-from jaxrl.schedule import Schedule, check_resume_keeps_step_accounting
+from jaxrl.schedule import Bookkeeping, Schedule, check_resume_keeps_step_accounting
 from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
 
@@ -139,16 +139,6 @@ def summarize_call(stacked: dict) -> dict:
     return record
 
 
-def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
-    """The record's rank under `keys`: compared in order, larger is better, "-name" ranks by -name.
-
-    Keys the record lacks are skipped (an env without a success metric, a run
-    without held-out data); they are absent from every record of a run alike.
-    """
-    return tuple(-record[k[1:]] if k.startswith("-") else record[k]
-                 for k in keys if k.lstrip("-") in record)
-
-
 class _Loop:
     """One run: its state, compiled programs, checkpoints and log, and what a device call entails."""
 
@@ -158,8 +148,7 @@ class _Loop:
         self.demos = None if demos is None else parallel.replicate(demos, mesh)
         self.schedule, self.run_dir, self.console = Schedule.of(algo, cfg), run_dir, console
         self.on_record = on_record
-        self.best_by = getattr(algo, "BEST_BY", algos.BEST_BY)
-        self.best, self.best_call, self.published_call, self.last_eval = None, 0, 0, {}
+        self.books = Bookkeeping(getattr(algo, "BEST_BY", algos.BEST_BY))
         seed = jax.random.PRNGKey(cfg.train.seed)
         streams = (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO)
         self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
@@ -174,12 +163,8 @@ class _Loop:
         self.run_call = self.evaluate = self.validate = self.videos = None
 
     def meta(self, call: int) -> dict:
-        """The bookkeeping a checkpoint after `call` holds beside the state."""
-        schedule = self.schedule
-        return {"call": call, schedule.step_key: schedule.steps(call), "best_score": self.best,
-                "best_call": self.best_call, "best_by": list(self.best_by),
-                "steps_per_iteration": schedule.steps_per_iteration,
-                "iterations_per_call": schedule.iterations_per_call}
+        """What a checkpoint after `call` holds beside the state."""
+        return self.books.meta(self.schedule, call)
 
     def open_checkpoints(self, resume: bool) -> int:
         """Open the run's checkpoints (resuming: restore the newest readable one); the calls done."""
@@ -192,8 +177,7 @@ class _Loop:
         except BaseException:
             self.checkpointer.close()
             raise
-        self.best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
-        self.best_call, self.published_call = meta.get("best_call", 0), meta["call"]
+        self.books.restore(meta)
         return meta["call"]
 
     def compile(self) -> float:
@@ -225,16 +209,13 @@ class _Loop:
         results = {k: float(v) for k, v in results.items()}
         results = add_success_interval(results, self.cfg.train.num_eval_envs)
         record.update(results)
-        self.last_eval = results
-        score = best_score(results, self.best_by)
-        if self.best is None or score > self.best:
-            self.best, self.best_call = score, call
+        if self.books.evaluated(call, results):
             self.checkpointer.save_best(call, self.state, self.meta(call))
 
     def publish(self, record: dict) -> None:
         if self.logger is not None:  # process 0's
             self.logger.log(record)
-        self.published_call = record["call"]
+        self.books.published_call = record["call"]
         if self.on_record is not None:
             try:
                 self.on_record(record)
@@ -289,11 +270,12 @@ class _Loop:
                 if stopped:
                     break
                 run_seconds += self.one_call(call)
-        if not stopped or self.published_call == schedule.total_calls:
+        last = self.books.published_call
+        if not stopped or last == schedule.total_calls:
             return "finished", run_seconds
-        self.checkpointer.save(self.published_call, self.state, self.meta(self.published_call))
+        self.checkpointer.save(last, self.state, self.meta(last))
         if self.logger is not None:
-            self.logger.message(f"interrupted: checkpoint saved at {schedule.steps(self.published_call):,} "
+            self.logger.message(f"interrupted: checkpoint saved at {schedule.steps(last):,} "
                                 f"{schedule.unit}; continue with `jaxrl train --resume {self.run_dir}`")
         return "interrupted", run_seconds
 
@@ -373,13 +355,14 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
         if loop.logger is not None:
             loop.logger.close()
 
-    steps = schedule.steps(loop.published_call)
+    books = loop.books
+    steps = schedule.steps(books.published_call)
     if status == "finished":
         sps = (steps - schedule.steps(start_call)) / max(run_seconds, 1e-9)
-        shown = next((k for k in loop.best_by if k in loop.last_eval), "eval/episode_return")
+        shown = next((k for k in books.best_by if k in books.last_eval), "eval/episode_return")
         console.print(f"finished {steps:,} {schedule.unit}: training {run_seconds:.1f} s ({sps:,.0f} "
                       f"steps/s) + compile {compile_seconds:.1f} s; final {shown} "
-                      f"{loop.last_eval.get(shown, math.nan):.3g}; best checkpoint at "
-                      f"{schedule.steps(loop.best_call):,} {schedule.unit}")
+                      f"{books.last_eval.get(shown, math.nan):.3g}; best checkpoint at "
+                      f"{schedule.steps(books.best_call):,} {schedule.unit}")
     console.print(f"run directory: {loop.run_dir}")
-    return TrainResult(loop.run_dir, status, steps, loop.last_eval, compile_seconds, run_seconds)
+    return TrainResult(loop.run_dir, status, steps, books.last_eval, compile_seconds, run_seconds)

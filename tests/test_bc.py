@@ -18,7 +18,8 @@ from jaxrl.data import demos as demo_data
 from jaxrl.evaluation import add_success_interval
 from jaxrl.export import ExportError
 from jaxrl.logger import read_metrics
-from jaxrl.train import best_score, train
+from jaxrl.schedule import best_score
+from jaxrl.train import train
 
 NUM_DEMOS = 20
 

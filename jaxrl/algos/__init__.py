@@ -24,7 +24,7 @@ steps; they add and change:
                                           env is the evaluation env (its spaces); demos a jit argument
   steps_per_iteration(cfg) -> int         gradient steps, the loop's unit for these learners
   validation_metrics(state, cfg, demos)   {"val/loss": ...} on held-out episodes, at each evaluation
-  BEST_BY                                 record keys the best checkpoint ranks by (see train.best_score)
+  BEST_BY                                 record keys the best checkpoint ranks by (see schedule.best_score)
 
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
