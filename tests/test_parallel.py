@@ -107,7 +107,11 @@ def test_two_processes_of_two_devices_joined_by_jax_distributed_match_one_device
                                   JAX_PROCESS_ID=str(index)),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for index in range(2)]
-    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    try:
+        outputs = [process.communicate(timeout=600)[0] for process in processes]
+    finally:  # one process stuck waiting for the other must not outlive the test
+        for process in processes:
+            process.kill()
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "finished 1,024 env steps" in outputs[0], outputs
     # Process 1 prints nothing of its own; gloo (JAX's CPU collectives) prints how its ranks connected.
