@@ -96,14 +96,17 @@ def replicated(tree, mesh: Mesh):
     return jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), tree)
 
 
-def stand_ins(tree, shardings):
-    """ShapeDtypeStructs of `tree`'s leaves (arrays or stand-ins) placed as `shardings` say: what a
-    program that takes arrays so placed is lowered from."""
-    def of(x, sharding):
+def stand_ins(tree, shardings=None):
+    """ShapeDtypeStructs of `tree`'s leaves (arrays or stand-ins) placed as `shardings` says (None: on
+    no device in particular): what a program that takes arrays so placed is lowered from. Only shapes,
+    dtypes, weak types and the placement asked for count, not the devices arrays happen to be
+    committed to: a fresh state and one restored from a checkpoint then lower to the same program,
+    and a resumed run finds it in the compilation caches instead of compiling it again."""
+    def of(x, sharding=None):
         return jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False),
                                     sharding=sharding)
 
-    return jax.tree.map(of, tree, shardings)
+    return jax.tree.map(of, tree) if shardings is None else jax.tree.map(of, tree, shardings)
 
 
 def replicate(tree, mesh: Mesh):

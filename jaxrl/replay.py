@@ -6,9 +6,9 @@ steps [T, num_envs, ...] at the insert row, wrapping around onto the oldest rows
 once full; `sample` draws transitions uniformly from the filled slots only.
 Keeping each env's transitions on its own column lets a run split the buffer
 over its devices with the envs that filled it (jaxrl.parallel): the env axis,
-ENV_AXIS, is the one sharded. Being a pytree, the buffer lives in the learner's TrainState: it is
-updated inside the compiled iteration (no host round trip) and saved in every
-checkpoint, so a resumed run continues with the same data.
+ENV_AXIS, is the one sharded. Being a pytree, the buffer lives in the learner's
+TrainState: it is updated inside the compiled iteration (no host round trip)
+and saved in every checkpoint, so a resumed run continues with the same data.
 
 The capacity is a number of transitions fixed when the buffer is made, rounded
 down to whole rows (a multiple of num_envs); `check_fits`

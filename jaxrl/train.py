@@ -115,16 +115,6 @@ def learner_env(algo, train_env, eval_env):
     return eval_env if algos.is_offline(algo) else train_env
 
 
-def stand_ins(*trees):
-    """Shapes, dtypes and weak types of `trees`, not the devices their arrays are committed to: a
-    fresh state and one restored from a checkpoint (committed) then lower to the same program, and a
-    resumed run finds it in the compilation caches instead of compiling it again."""
-    def of(x):
-        return jax.ShapeDtypeStruct(np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False))
-
-    return jax.tree.map(of, trees)
-
-
 def summarize_call(stacked: dict) -> dict:
     """Host floats from one call's metrics, stacked over its iterations."""
     metrics = {k: np.asarray(v) for k, v in stacked.items()}
@@ -154,8 +144,8 @@ class _Loop:
         self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
         self.init = initializer(algo, source, cfg.algo, mesh)
         shapes = jax.eval_shape(self.init, self.key_init, self.demos)
-        self.shardings = parallel.state_shardings(shapes, mesh)
-        self.abstract_state = parallel.stand_ins(shapes, self.shardings)  # what a restore fills in
+        # What a restore fills in, and what the programs that take the state are lowered from.
+        self.abstract_state = parallel.stand_ins(shapes, parallel.state_shardings(shapes, mesh))
         self.stop = StopRequests()
         self.started = time.monotonic()
         # Set as the run gets there: the state (init or restore), checkpoints, compiled programs, the log.
@@ -196,7 +186,7 @@ class _Loop:
         if tc.video_every and parallel.is_main_process():  # videos are made by process 0 alone, on its
             # first device: the rollout is lowered from unplaced stand-ins and run on local copies
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
-                                         *stand_ins(params, self.key_video), tc.video_steps,
+                                         *parallel.stand_ins((params, self.key_video)), tc.video_steps,
                                          self.run_dir / "videos", self.console)
         return time.monotonic() - started
 
