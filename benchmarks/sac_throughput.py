@@ -155,6 +155,17 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--min-replay-size cannot exceed --replay-capacity")
     if max(args.num_envs) > min(args.replay_capacity, args.full_capacity):
         parser.error("--replay-capacity and --full-capacity must hold one iteration's num_envs transitions")
+    if "full" in args.regimes and full_capacity(args) < 1:
+        parser.error(f"--full-capacity {args.full_capacity:,} holds no whole row of every --num-envs "
+                     f"(their least common multiple is {math.lcm(*args.num_envs):,})")
+
+
+def full_capacity(args: argparse.Namespace) -> int:
+    """The full regime's capacity (and min_replay_size) for both learners: --full-capacity rounded down
+    to whole rows of every --num-envs, as our buffer keeps whole rows of num_envs (jaxrl.replay), so
+    that it fills to exactly that capacity and learning starts."""
+    rows = math.lcm(*args.num_envs)
+    return args.full_capacity // rows * rows
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -168,8 +179,8 @@ def regime_args(args: argparse.Namespace, regime: str) -> argparse.Namespace:
     """`args` with the replay settings of `regime`; everything downstream reads only these two."""
     if regime == "filling":
         return args
-    return argparse.Namespace(**{**vars(args), "replay_capacity": args.full_capacity,
-                                 "min_replay_size": args.full_capacity})
+    capacity = full_capacity(args)
+    return argparse.Namespace(**{**vars(args), "replay_capacity": capacity, "min_replay_size": capacity})
 
 
 def brax_prefill_env_steps(num_envs: int, args) -> int:
