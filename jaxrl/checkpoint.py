@@ -2,7 +2,9 @@
 
 Two managers under <run_dir>/checkpoints: `latest/` (periodic and final, the
 newest `keep` kept) and `best/` (one checkpoint: the loop saves there only when
-an evaluation beats every earlier one, by the learner's BEST_BY ranking). Orbax
+an evaluation beats every earlier one, by the learner's BEST_BY ranking). A
+population (jaxrl.population) has a best per member instead, `best_member_<m>/`,
+each holding that member's slice of the state: a separate run's TrainState. Orbax
 writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed mid-write leaves the previous checkpoint intact.
 Each checkpoint holds the TrainState and a small JSON of loop bookkeeping.
@@ -121,6 +123,7 @@ class Checkpointer:
         self._logs = _DependencyLogs(self.directory / LOG_NAME)
         self._latest = self._manager("latest", keep)
         self._best = self._manager("best", 1)
+        self._member_best: dict[int, ocp.CheckpointManager] = {}  # opened as they are needed
 
     def _manager(self, name: str, keep: int) -> ocp.CheckpointManager:
         # Synchronous: the loop donates the state to its next device call, so a write still reading the
@@ -141,10 +144,26 @@ class Checkpointer:
         if step not in self._latest.all_steps():
             self._latest.save(step, args=self._save_args(state, meta))
 
-    def save_best(self, step: int, state: Any, meta: dict) -> None:
-        """The new best checkpoint (the caller has ranked it), replacing the previous one."""
-        if step not in self._best.all_steps():
-            self._best.save(step, args=self._save_args(state, meta))
+    def _best_of(self, member: int | None) -> ocp.CheckpointManager:
+        """The manager of the run's best checkpoint, or of a population member's."""
+        if member is None:
+            return self._best
+        if member not in self._member_best:
+            self._member_best[member] = self._manager(f"best_member_{member}", 1)
+        return self._member_best[member]
+
+    def save_best(self, step: int, state: Any, meta: dict, member: int | None = None) -> None:
+        """The new best checkpoint (the caller has ranked it), replacing the previous one; of `member`
+        (its slice of the state) in a population."""
+        manager = self._best_of(member)
+        if step not in manager.all_steps():
+            manager.save(step, args=self._save_args(state, meta))
+
+    def best_meta(self, member: int | None = None) -> dict | None:
+        """The bookkeeping of the best checkpoint (of `member`); None if there is none."""
+        manager = self._best_of(member)
+        step = manager.latest_step()
+        return None if step is None else self._meta(manager, step)
 
     def latest_step(self) -> int | None:
         return self._latest.latest_step()
@@ -177,10 +196,10 @@ class Checkpointer:
                                   f"available ({unit}): {available}")
         return kept[steps]
 
-    def _chosen(self, which: str | int) -> tuple[ocp.CheckpointManager, int]:
+    def _chosen(self, which: str | int, member: int | None = None) -> tuple[ocp.CheckpointManager, int]:
         if isinstance(which, int):
             return self._at_steps(which)
-        manager = {"latest": self._latest, "best": self._best}[which]
+        manager = self._latest if which == "latest" else self._best_of(member)
         step = manager.latest_step()  # `best` keeps one: the newest is the best
         if step is None:
             raise CheckpointError(f"no {which} checkpoint under {self.directory}")
@@ -211,8 +230,9 @@ class Checkpointer:
         return from_saveable(saveable, abstract_state), meta
 
     def restore_part(self, abstract_state: Any, part: Callable[[Any], Any],
-                     which: str | int = "latest") -> tuple[Any, dict]:
-        """(part(state), meta) of a checkpoint, reading only the leaves `part` picks.
+                     which: str | int = "latest", member: int | None = None) -> tuple[Any, dict]:
+        """(part(state), meta) of a checkpoint, reading only the leaves `part` picks; `member`: of a
+        population member's best checkpoint (which="best").
 
         `part` only selects: it takes a state (its leaves stand-ins) and returns
         a pytree of some of its leaves, e.g. an algorithm's `policy_params`.
@@ -227,7 +247,7 @@ class Checkpointer:
                 for name in leaf.names[:-1]:
                     node = node.setdefault(name, {})
                 node[leaf.names[-1]] = leaf.spec
-        manager, step = self._chosen(which)
+        manager, step = self._chosen(which, member)
         saveable, meta = self._read(manager, step, target, partial=True) if target else ({}, None)
         if meta is None:
             meta = self._meta(manager, step)
@@ -256,9 +276,8 @@ class Checkpointer:
     def close(self) -> None:
         """Wait for background writes to finish."""
         try:
-            self._latest.wait_until_finished()
-            self._best.wait_until_finished()
-            self._latest.close()
-            self._best.close()
+            for manager in (self._latest, self._best, *self._member_best.values()):
+                manager.wait_until_finished()
+                manager.close()
         finally:
             self._logs.close()

@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", default="best", metavar="best|latest|STEP", help=CHECKPOINT_HELP)
     evaluate.add_argument("--episodes", type=int, default=16, help="episodes, run in parallel (default 16)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
+    evaluate.add_argument("--member", type=int, metavar="K",
+                          help="of a population (train.num_seeds, sweep.*): member K alone (default: every "
+                               "member, and each sweep point's mean with its 95%% interval)")
 
     export = commands.add_parser(
         "export", help="write a trained policy as a self-contained ONNX file",
@@ -129,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     export.add_argument("--checkpoint", default="best", metavar="best|latest|STEP", help=CHECKPOINT_HELP)
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
+    export.add_argument("--member", type=int, metavar="K",
+                        help="of a population (train.num_seeds, sweep.*): member K (default: the member "
+                             "whose best evaluation ranks first)")
 
     play = commands.add_parser(
         "play", help="run an exported policy in plain MuJoCo (onnxruntime, CPU); film it or compare",
@@ -279,6 +285,13 @@ def _config(args: argparse.Namespace, console) -> int:
     for *columns, doc in rows:
         line = "  ".join(text.ljust(width) for text, width in zip(columns, widths, strict=True))
         console.print(f"  {line}  {doc}".rstrip(), markup=False)
+    for name, values in cfg.sweep:
+        console.print(f"  sweep.{name}  {list(values)}  varies algo.{name} across the population",
+                      markup=False)
+    if cfg.sweep or cfg.train.num_seeds > 1:
+        from jaxrl.population import Population
+
+        console.print(f"  a population of {Population.of(cfg).size} members, trained as one program")
     try:
         config.check_algo(cfg)
     except config.ConfigError as error:
@@ -287,25 +300,48 @@ def _config(args: argparse.Namespace, console) -> int:
 
 
 def _eval(args: argparse.Namespace, console) -> int:
-    import jax
-
     from jaxrl import config
-    from jaxrl.evaluation import add_success_interval, make_evaluator
-    from jaxrl.runs import restore_run
+    from jaxrl.population import Population
 
     if args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
     which = _checkpoint_choice(args.checkpoint)
-    run = restore_run(args.run_dir, which)
-    cfg = run.cfg
-    evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, cfg.env.episode_length)
-    results = evaluate(run.params, jax.random.PRNGKey(args.seed))
-    results = add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
-    console.print(f"{cfg.env_name} / {cfg.algo_name}, {_checkpoint_text(which, run)}, {args.episodes} "
-                  f"episodes:")
-    for key, value in results.items():
-        console.print(f"  {key:<28} {value:10.3f}")
+    saved = args.run_dir / "config.yaml"
+    population = Population.of(config.load_saved(saved)) if saved.exists() else None
+    if population is None or population.is_single or args.member is not None:
+        run, results = _evaluate_member(args, which, args.member)
+        who = f", member {run.member} ({run.label})" if run.member is not None else ""
+        console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}{who}, {_checkpoint_text(which, run)}, "
+                      f"{args.episodes} episodes:")
+        for key, value in results.items():
+            console.print(f"  {key:<28} {value:10.3f}")
+        return 0
+    members = [_evaluate_member(args, which, m) for m in range(population.size)]
+    record = population.record_of([results for _, results in members])
+    run = members[0][0]
+    console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}, {population.size} members, {which} checkpoint "
+                  f"of each, {args.episodes} episodes each:")
+    for key in members[0][1]:
+        console.print(f"  {key}")
+        for label, mean, interval in population.point_means(record, key):
+            bounds = f"  95% interval [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+            console.print(f"    {label or 'mean':<36} {mean:10.3f}{bounds}")
+        for (run, results) in members:
+            console.print(f"    {run.label:<36} {results[key]:10.3f}  ({run.steps_text})")
     return 0
+
+
+def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: int | None):
+    """(the restored run, its evaluation results) of RUN_DIR, or of its member `member_index`."""
+    import jax
+
+    from jaxrl.evaluation import add_success_interval, make_evaluator
+    from jaxrl.runs import restore_run
+
+    run = restore_run(args.run_dir, which, member_index=member_index)
+    evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, run.cfg.env.episode_length)
+    results = evaluate(run.params, jax.random.PRNGKey(args.seed))
+    return run, add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
 
 
 def _checkpoint_choice(text: str) -> str | int:
@@ -332,8 +368,11 @@ def _export(args: argparse.Namespace, console) -> int:
     from jaxrl.runs import restore_run
 
     which = _checkpoint_choice(args.checkpoint)
-    run = restore_run(args.run_dir, which)
-    result = export_run(run, str(which), args.out)
+    run = restore_run(args.run_dir, which, member_index=args.member)
+    if run.member is not None:
+        chosen = "" if args.member is not None else ", the member whose best evaluation ranks first"
+        console.print(f"member {run.member} ({run.label}){chosen}; --member K exports another")
+    result = export_run(run, str(which) if run.member is None else f"{which} of member {run.label}", args.out)
     meta = result.metadata
     units = "control units" if meta.action_offset is not None else "[-1, 1] (relative control)"
     console.print(f"wrote {result.path} ({result.size_bytes / 1024:,.1f} KiB): {meta.env_name} / "

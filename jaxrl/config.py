@@ -7,18 +7,22 @@ A recipe (configs/<env>_<algo>.yaml) has the sections
     env:   {...}                   # fields of the env's Config
     algo:  {...}                   # fields of the algorithm's Config
     train: {...}                   # fields of TrainConfig
+    sweep: {learning_rate: [1e-4, 3e-4]}   # optional: float algo settings that vary across a population
     cpu:   {algo: {...}, ...}      # applied on top when JAX finds no accelerator
 
 Overrides are `section.field=value`, or a bare `field=value` when exactly one
 section has that field; groups of settings nest (`env.rewards.torques=-1e-4`).
 Every key is checked: an unknown one is an error that names the closest valid
-key, a wrong type names the field and the type wanted.
+key, a wrong type names the field and the type wanted. `sweep.FIELD=[a, b]`
+lists values of a float algo setting; with `train.num_seeds` they make the
+population one program trains (jaxrl.population).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
 from collections.abc import Mapping
@@ -36,7 +40,8 @@ from jaxrl.algos import UnknownAlgorithmError
 # jaxrl/recipes is a link to configs/, where people read them.
 CONFIG_DIR = (Path(__file__).parent / "recipes").resolve()
 SECTIONS = ("env", "algo", "train")
-RECIPE_KEYS = ("env_name", "algo_name") + SECTIONS + ("cpu",)
+SWEEP = "sweep"  # the section of swept algo settings: its keys are the algo's, its values lists
+RECIPE_KEYS = ("env_name", "algo_name") + SECTIONS + (SWEEP, "cpu")
 
 
 class ConfigError(ValueError):
@@ -49,6 +54,8 @@ class TrainConfig:
 
     num_timesteps: int = 1_000_000  # env steps to train (bc, diffusion: gradient steps), in whole calls
     seed: int = 0  # one seed fixes every random draw: same seed, same numbers
+    num_seeds: int = 1  # independent runs (seeds seed, seed+1, ...) per sweep point, trained as one program
+    population_devices: int = 1  # devices the population's members are split over; the rest split the envs
     iterations_per_call: int = 10  # training iterations compiled into one device call
     eval_every: int = 100_000  # env (or gradient) steps between evaluations of the deterministic policy
     num_eval_envs: int = 16  # episodes per evaluation (one per env)
@@ -68,6 +75,7 @@ class RunConfig:
     algo: Any  # the algorithm's Config dataclass
     train: TrainConfig
     preset: str = "full"  # "full" or "cpu": which recipe variant was applied
+    sweep: tuple = ()  # ((algo field, (its values...)), ...): see jaxrl.population.check_sweep
 
 
 def default_recipe(env_name: str, algo_name: str) -> Path:
@@ -245,7 +253,9 @@ def apply_overrides(tree: dict, overrides, classes: Mapping[str, type], env_name
             raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.seed=1)")
         key, text = item.split("=", 1)
         nested = parse_value(text)
-        for name in reversed(_override_path(key, classes, f"{env_name} {algo_name}")):
+        path = key.split(".") if key.startswith(f"{SWEEP}.") else _override_path(
+            key, classes, f"{env_name} {algo_name}")  # a sweep's keys are checked with its values
+        for name in reversed(path):
             nested = {name: nested}
         tree = _merge(tree, nested)
     return tree
@@ -270,22 +280,61 @@ def resolve(tree: Mapping, env_name: str, algo_name: str, preset: str, check: bo
     except (UnknownEnvError, UnknownAlgorithmError) as error:
         raise ConfigError(str(error)) from None
     for key in tree:
-        if key not in SECTIONS:
+        if key not in (*SECTIONS, SWEEP):
             raise ConfigError(f"unknown section {key!r}{_closest_hint(key, RECIPE_KEYS)} "
                               f"Sections: {', '.join(RECIPE_KEYS)}")
     sections = {name: build(cls, tree.get(name) or {}, name) for name, cls in classes.items()}
-    config = RunConfig(env_name=env_name, algo_name=algo_name, preset=preset, **sections)
+    sweep = check_sweep(sections["algo"], tree.get(SWEEP) or {})
+    if sections["train"].num_seeds < 1:
+        raise ConfigError(f"train.num_seeds must be at least 1, got {sections['train'].num_seeds}")
+    config = RunConfig(env_name=env_name, algo_name=algo_name, preset=preset, sweep=sweep, **sections)
     if check:
         check_algo(config)
     return config
 
 
+def check_sweep(algo_cfg, sweep: Mapping[str, Any]) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """`sweep` (algo field: list of values) as RunConfig holds it; ConfigError for a key that is not a
+    float setting of the algorithm: an int or a size changes the program's shapes, a string or a bool
+    its code, and one program cannot vary either."""
+    if not isinstance(sweep, Mapping):
+        raise ConfigError(f"{SWEEP}: expected a mapping of algo setting: [values], got {sweep!r}")
+    hints = typing.get_type_hints(type(algo_cfg))
+    checked = []
+    for name, values in sweep.items():
+        if name not in hints:
+            raise ConfigError(f"{SWEEP}.{name}: the algorithm has no setting {name!r}"
+                              f"{_closest_hint(name, hints)}")
+        if hints[name] not in (float, float | None):
+            raise ConfigError(
+                f"{SWEEP}.{name}: only float settings can vary inside one program, and {name} is "
+                f"{_describe(hints[name])}: it shapes the program (sizes, counts) or chooses its code. "
+                f"Train one run per value instead")
+        try:  # YAML reads 1e-4 (no dot) as a string
+            if isinstance(values, (str, bytes)) or any(isinstance(v, bool) for v in values) or not values:
+                raise TypeError
+            checked.append((name, tuple(float(v) for v in values)))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{SWEEP}.{name}: expected a list of numbers like [1e-4, 3e-4], got {values!r}") from None
+    return tuple(checked)
+
+
+def sweep_points(sweep: tuple) -> list[dict[str, float]]:
+    """Every combination of a RunConfig's swept values, the last setting varying fastest; [{}] if none."""
+    names = [name for name, _ in sweep]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(v for _, v in sweep))]
+
+
 def check_algo(config: RunConfig) -> None:
-    """ConfigError for algorithm settings that cannot run (the algorithm's own `validate`)."""
-    try:
-        algos.get(config.algo_name).validate(config.algo)
-    except ValueError as error:
-        raise ConfigError(f"algo: {error}") from None
+    """ConfigError for algorithm settings that cannot run (the algorithm's own `validate`), at every
+    point of the sweep."""
+    for point in sweep_points(config.sweep):
+        where = "".join(f", sweep.{name}={value:g}" for name, value in point.items())
+        try:
+            algos.get(config.algo_name).validate(dataclasses.replace(config.algo, **point))
+        except ValueError as error:
+            raise ConfigError(f"algo{where}: {error}") from None
 
 
 def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None,
@@ -307,7 +356,7 @@ def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None
         raise ConfigError("name the env and the algorithm: jaxrl train ENV ALGO (see `jaxrl list`)")
     if recipe is None and (default := recipe_for(env_name, algo_name)) is not None:
         return load(env_name, algo_name, default, overrides, preset, check)
-    tree = {s: data.get(s) or {} for s in SECTIONS}
+    tree = {s: data.get(s) or {} for s in (*SECTIONS, SWEEP)}
     if preset == "cpu":
         tree = _merge(tree, data.get("cpu") or {})
     try:
@@ -321,6 +370,8 @@ def load(env_name: str | None, algo_name: str | None, recipe: Path | None = None
 def save(config: RunConfig, path: Path) -> None:
     data = {"env_name": config.env_name, "algo_name": config.algo_name, "preset": config.preset}
     data.update({s: as_dict(getattr(config, s)) for s in SECTIONS})
+    if config.sweep:
+        data[SWEEP] = {name: list(values) for name, values in config.sweep}
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -328,7 +379,7 @@ def load_saved(path: Path, overrides=()) -> RunConfig:
     """A run directory's config.yaml, with optional overrides (e.g. more num_timesteps)."""
     data = read_yaml(path)
     env_name, algo_name, preset = data.get("env_name"), data.get("algo_name"), data.get("preset", "full")
-    tree = {s: data.get(s) or {} for s in SECTIONS}
+    tree = {s: data.get(s) or {} for s in (*SECTIONS, SWEEP)}
     try:
         classes = _section_classes(env_name, algo_name)
     except (UnknownEnvError, UnknownAlgorithmError) as error:

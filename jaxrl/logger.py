@@ -112,7 +112,8 @@ class RunLogger:
 
 
 def plot_learning_curve(metrics_path: Path, png_path: Path, step_key: str = "env_steps") -> None:
-    """Episode return (training and evaluation) against the run's progress count."""
+    """Episode return (training and evaluation) against the run's progress count; for a population,
+    each sweep point's mean over its seeds with its 95% interval as a band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,18 +121,38 @@ def plot_learning_curve(metrics_path: Path, png_path: Path, step_key: str = "env
 
     records = read_metrics(metrics_path)
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label, style in (("train/episode_return", "training episodes", "-"),
-                              ("eval/episode_return", "evaluation (deterministic)", "o-")):
-        points = [(r[step_key], r[key]) for r in records if key in r]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, style, label=label, markersize=4)
+    for base, label, style in (("train/episode_return", "training episodes", "-"),
+                               ("eval/episode_return", "evaluation (deterministic)", "o-")):
+        for key, point in _curves(records, base):
+            rows = [r for r in records if key in r]
+            if not rows:
+                continue
+            xs = [r[step_key] for r in rows]
+            line, = ax.plot(xs, [r[key] for r in rows], style, markersize=4,
+                            label=f"{label}, {point}" if point else label)
+            banded = [r for r in rows if f"{key}/ci95_low" in r]
+            if banded:
+                ax.fill_between([r[step_key] for r in banded], [r[f"{key}/ci95_low"] for r in banded],
+                                [r[f"{key}/ci95_high"] for r in banded], color=line.get_color(), alpha=0.2)
     ax.set_xlabel(step_key.replace("_", " ").replace("grad", "gradient"))
-    ax.set_ylabel("episode return")
+    ax.set_ylabel("episode return" + (" (band: 95% interval over seeds)" if any(
+        k.endswith("/ci95_low") for r in records for k in r) else ""))
     ax.set_title(metrics_path.parent.name)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
+
+
+def _curves(records: list[dict], base: str) -> list[tuple[str, str]]:
+    """(key, sweep point) of each curve of `base`: the key itself, or in a sweep one mean per point
+    ("eval/episode_return/learning_rate=0.001"), leaving out members' keys (".../seed_3") and bands."""
+    keys = dict.fromkeys(k for r in records for k in r if k == base or k.startswith(f"{base}/"))
+    curves = []
+    for key in keys:
+        last = key.rsplit("/", 1)[-1]
+        if key == base or not (last.startswith("seed_") or last in ("ci95_low", "ci95_high")):
+            curves.append((key, key[len(base) + 1:]))
+    return curves

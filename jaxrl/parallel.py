@@ -1,7 +1,10 @@
 """Devices and hosts: one mesh over every device a run has, and where each part of its state lives.
 
-A run's devices form a `jax.sharding.Mesh` with one axis, "envs". The env batch
-is what is split over it: every leaf of a TrainState's `env_state` along its
+A run's devices form a `jax.sharding.Mesh` with two axes, "population" and
+"envs" (of `train.population_devices` and the remaining devices). A
+population's members (jaxrl.population) are split over the first, so 8 GPUs
+can train 8 seeds, one each, or one seed 8 times wider. The env batch is split
+over the second: every leaf of a TrainState's `env_state` along its
 leading [num_envs] axis, and a replay buffer along the env axis of its slots
 (jaxrl.replay), so each device keeps the transitions its envs collected.
 Everything else (parameters, optimizer state, normalizer, keys, counters) is
@@ -31,8 +34,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxrl.config import ConfigError
+from jaxrl.population import Members
 from jaxrl.replay import ReplayBuffer
 
+POPULATION = "population"  # the mesh axis a population's members are split over
 ENVS = "envs"  # the mesh axis the env batch is split over
 # What initialize_distributed reads when no cluster manager (SLURM, Open MPI, a TPU pod) describes the job.
 COORDINATOR_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -54,14 +59,32 @@ def initialize_distributed() -> None:
             f"{', '.join(COORDINATOR_VARS)} in every process") from None
 
 
-def make_mesh(devices=None) -> Mesh:
-    """A mesh over `devices` (default: every device of every process), its one axis "envs"."""
+def make_mesh(devices=None, population_devices: int = 1, members: int = 1) -> Mesh:
+    """A mesh over `devices` (default: every device of every process): `population_devices` along its
+    "population" axis, splitting a population of `members`, the rest along "envs"."""
     devices = jax.devices() if devices is None else list(devices)
-    return Mesh(np.asarray(devices), (ENVS,))
+    setting = f"train.population_devices={population_devices}"
+    if population_devices > 1 and members == 1:
+        raise ConfigError(f"{setting} splits a population, and this run is one: set train.num_seeds or "
+                          f"sweep.*, or leave it at 1")
+    if population_devices < 1 or len(devices) % population_devices:
+        raise ConfigError(f"{setting} does not divide this run's {len(devices)} devices: set it to one of "
+                          f"{', '.join(map(str, _divisors(len(devices))))}")
+    if members % population_devices:
+        options = [n for n in _divisors(members) if len(devices) % n == 0]
+        raise ConfigError(f"{setting} does not divide the population's {members} members (sweep points x "
+                          f"train.num_seeds): set it to one of {', '.join(map(str, options))}")
+    grid = np.asarray(devices).reshape(population_devices, len(devices) // population_devices)
+    return Mesh(grid, (POPULATION, ENVS))
+
+
+def _divisors(count: int) -> list[int]:
+    return [n for n in range(1, count + 1) if count % n == 0]
 
 
 def check_divides(num_envs: int, mesh: Mesh, setting: str = "algo.num_envs") -> None:
-    """ConfigError when `num_envs` envs cannot be split evenly over the mesh's devices."""
+    """ConfigError when `num_envs` envs cannot be split evenly over the devices of the mesh's envs axis
+    (all of them, unless a population is split over some)."""
     devices = mesh.shape[ENVS]
     if num_envs % devices:
         below = num_envs - num_envs % devices
@@ -74,7 +97,22 @@ def check_divides(num_envs: int, mesh: Mesh, setting: str = "algo.num_envs") -> 
 
 def state_shardings(state, mesh: Mesh):
     """A NamedSharding per leaf of `state` (a TrainState, or its shapes): the env batch split over the
-    mesh, the rest replicated."""
+    mesh's "envs" axis, the rest replicated; a population's Members split over "population" too."""
+    is_spec = lambda node: isinstance(node, PartitionSpec)  # noqa: E731
+    specs = _run_specs(state.runs if isinstance(state, Members) else state)
+    if isinstance(state, Members):
+        # Empty leaves stay whole, as in _run_specs.
+        def member_axis(spec, leaf):
+            return PartitionSpec(POPULATION, *spec) if math.prod(leaf.shape) else spec
+
+        runs = jax.tree.map(member_axis, specs, state.runs, is_leaf=is_spec)
+        specs = Members(runs, jax.tree.map(lambda _: PartitionSpec(POPULATION), state.settings),
+                        PartitionSpec(POPULATION))
+    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs, is_leaf=is_spec)
+
+
+def _run_specs(state):
+    """A PartitionSpec per leaf of one run's state."""
     def spec(node):
         if isinstance(node, ReplayBuffer):
             env_axis = PartitionSpec(*([None] * ReplayBuffer.ENV_AXIS), ENVS)
@@ -87,8 +125,7 @@ def state_shardings(state, mesh: Mesh):
         # Empty leaves (mjx.Data has some) replicated: XLA makes them constants and drops their sharding.
         specs = specs.replace(env_state=jax.tree.map(
             lambda x: PartitionSpec(ENVS) if math.prod(x.shape) else PartitionSpec(), state.env_state))
-    return jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
-                        is_leaf=lambda node: isinstance(node, PartitionSpec))
+    return specs
 
 
 def replicated(tree, mesh: Mesh):
@@ -120,8 +157,16 @@ def replicate(tree, mesh: Mesh):
 
 
 def to_host(tree):
-    """Host numpy copies of replicated arrays; in a multi-process run, this process's own copy."""
-    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+    """Host numpy copies of arrays: a replicated one from this process's own copy, one split over the
+    devices (a population's) gathered from every process."""
+    def copy(x):
+        if not isinstance(x, jax.Array):
+            return x
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(x) if x.is_fully_addressable else multihost_utils.process_allgather(x, tiled=True)
+
+    return jax.tree.map(copy, tree)
 
 
 def local_copy(tree):

@@ -1,4 +1,8 @@
-"""A trained run restored from its directory: config, envs, algorithm and a checkpoint's state."""
+"""A trained run restored from its directory: config, envs, algorithm and a checkpoint's state.
+
+Of a population (jaxrl.population), one member is restored: the one asked
+for, or the member whose best evaluation ranks first.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Any, NamedTuple
 import jax
 
 from jaxrl import algos, config
-from jaxrl.checkpoint import Checkpointer
+from jaxrl.checkpoint import Checkpointer, CheckpointError
+from jaxrl.population import Population, member
 from jaxrl.train import initializer, learner_env, make_envs
 
 
@@ -23,6 +28,8 @@ class Run(NamedTuple):
     params: Any  # the checkpoint's policy parameters: algo.policy_params of its TrainState
     observations: Any  # the training envs' last observations [num_envs, ...]; None for offline learners
     meta: dict  # the checkpoint's bookkeeping (env_steps or grad_steps, call ...)
+    member: int | None = None  # of a population: which member (cfg is then a separate run's of it)
+    label: str = ""  # the member's name in records (seed_3, learning_rate=0.001/seed_3)
 
     @property
     def steps(self) -> int:
@@ -48,25 +55,64 @@ def policy_part(algo):
     return part
 
 
-def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None) -> Run:
+def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None,
+                member_index: int | None = None) -> Run:
     """RUN_DIR's config, envs and the policy of `checkpoint` ("best", "latest" or steps in the run's
-    unit); `env_name`: the env it must be of."""
+    unit); `env_name`: the env it must be of. Of a population, member `member_index` (None: the best)."""
     path = run_dir / "config.yaml"
     if not path.exists():
         raise config.ConfigError(f"{run_dir} is not a run directory (no config.yaml in it)")
     cfg = config.load_saved(path)
     if env_name is not None and cfg.env_name != env_name:
         raise config.ConfigError(f"{run_dir} was trained on {cfg.env_name}, not {env_name}")
+    population = Population.of(cfg)
+    if population.is_single and member_index not in (None, 0):
+        raise config.ConfigError(f"{run_dir} trained one run, not a population: leave out --member")
     algo = algos.get(cfg.algo_name)
     train_env, eval_env = make_envs(cfg)
     # An offline learner's state is shaped by its data's sizes, which the env and config give: the
     # demonstration files need not be at hand to restore, export or evaluate its checkpoints.
     demos = algo.abstract_data(cfg.algo, eval_env) if algos.is_offline(algo) else None
     source = learner_env(algo, train_env, eval_env)
-    abstract = jax.eval_shape(initializer(algo, source, cfg.algo), jax.random.PRNGKey(0), demos)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
-        (params, observations), meta = checkpointer.restore_part(abstract, policy_part(algo), checkpoint)
+        if population.is_single:
+            abstract = jax.eval_shape(initializer(algo, source, cfg.algo), jax.random.PRNGKey(0), demos)
+            (params, observations), meta = checkpointer.restore_part(abstract, policy_part(algo), checkpoint)
+            return Run(cfg, algo, train_env, eval_env, params, observations, meta)
+        return _restore_member(checkpointer, Run(cfg, algo, train_env, eval_env, None, None, {}), source,
+                               demos, checkpoint, member_index)
     finally:
         checkpointer.close()
-    return Run(cfg, algo, train_env, eval_env, params, observations, meta)
+
+
+def _restore_member(checkpointer: Checkpointer, run: Run, source, demos, checkpoint: str | int,
+                    member_index: int | None) -> Run:
+    """`run` (a population's, its policy still to read) as member `member_index` (None: the best) of it."""
+    algo, population = run.algo, Population.of(run.cfg)
+    if member_index is None:
+        member_index = best_member(checkpointer, population)
+    elif not 0 <= member_index < population.size:
+        raise config.ConfigError(f"--member {member_index}: the run has members 0 to {population.size - 1}")
+    cfg = population.member_config(run.cfg, member_index)
+    if checkpoint == "best":  # the member's own best checkpoint holds a separate run's state
+        abstract = jax.eval_shape(initializer(algo, source, cfg.algo), jax.random.PRNGKey(0), demos)
+        (params, observations), meta = checkpointer.restore_part(abstract, policy_part(algo), "best",
+                                                                 member=member_index)
+    else:
+        abstract = jax.eval_shape(initializer(algo, source, run.cfg.algo, None, population),
+                                  population.keys(0), demos)
+        every, meta = checkpointer.restore_part(abstract, lambda state: policy_part(algo)(state.runs),
+                                                checkpoint)
+        params, observations = member(every, member_index)
+    return run._replace(cfg=cfg, params=params, observations=observations, meta=meta, member=member_index,
+                        label=population.label(member_index))
+
+
+def best_member(checkpointer: Checkpointer, population: Population) -> int:
+    """The member whose best checkpoint's evaluation ranks first (the learner's BEST_BY)."""
+    ranked = [(tuple(meta["best_score"]), m) for m in range(population.size)
+              if (meta := checkpointer.best_meta(m)) is not None and meta.get("best_score") is not None]
+    if not ranked:
+        raise CheckpointError(f"no member's best checkpoint under {checkpointer.directory}")
+    return max(ranked, key=lambda scored: (scored[0], -scored[1]))[1]

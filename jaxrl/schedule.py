@@ -85,13 +85,19 @@ def best_score(record: dict, keys: tuple[str, ...]) -> tuple[float, ...]:
 @dataclasses.dataclass
 class Bookkeeping:
     """The best evaluation so far and the call it came after, the last call logged, the last
-    evaluation's results; `best_by` ranks evaluations (best_score)."""
+    evaluation's results; `best_by` ranks evaluations (best_score). A population's keeps each
+    member's best in a Bookkeeping of its own (`members`)."""
 
     best_by: tuple[str, ...]
     best: tuple[float, ...] | None = None
     best_call: int = 0
     published_call: int = 0
     last_eval: dict = dataclasses.field(default_factory=dict)
+    members: list[Bookkeeping] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of(cls, best_by: tuple[str, ...], members: int = 0) -> Bookkeeping:
+        return cls(best_by, members=[cls(best_by) for _ in range(members)])
 
     def evaluated(self, call: int, results: dict) -> bool:
         """Take the evaluation after `call` in; whether it is the best so far."""
@@ -104,12 +110,17 @@ class Bookkeeping:
 
     def meta(self, schedule: Schedule, call: int) -> dict:
         """What a checkpoint after `call` holds beside the state."""
-        return {"call": call, schedule.step_key: schedule.steps(call), "best_score": self.best,
+        meta = {"call": call, schedule.step_key: schedule.steps(call), "best_score": self.best,
                 "best_call": self.best_call, "best_by": list(self.best_by),
                 "steps_per_iteration": schedule.steps_per_iteration,
                 "iterations_per_call": schedule.iterations_per_call}
+        if self.members:
+            meta["members"] = [{"best_score": m.best, "best_call": m.best_call} for m in self.members]
+        return meta
 
     def restore(self, meta: dict) -> None:
         """Continue from a checkpoint's `meta`."""
         self.best = tuple(meta["best_score"]) if meta.get("best_score") is not None else None
         self.best_call, self.published_call = meta.get("best_call", 0), meta["call"]
+        for books, saved in zip(self.members, meta.get("members", []), strict=False):
+            books.restore({**saved, "call": meta["call"]})

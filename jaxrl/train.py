@@ -15,6 +15,12 @@ compiled call as an argument, never as a constant baked into the program. Their
 progress is counted in gradient steps ("grad_steps" in the log) and each
 evaluation adds the learner's validation metrics.
 
+A population (`train.num_seeds` > 1, or a `sweep`; jaxrl.population) is one
+run of the loop whose state is the learner's TrainState batched over members:
+the same device calls, each member evaluated and checkpointed at its best,
+and records that name each member beside each sweep point's mean and
+interval.
+
 Stopping: Ctrl-C or SIGTERM stops the run once the call in progress is
 recorded (its evaluation, checkpoint, video and log line), with a checkpoint
 there; resumed, the run gives the unbroken run's records. A second signal stops
@@ -32,15 +38,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 
 import envs_mjx
 from jaxrl import algos, config, parallel
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.device_call import make_device_call, non_finite_culprit
+from jaxrl.device_call import make_device_call, member_report, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
 from jaxrl.logger import RunLogger
+from jaxrl.population import (
+    Members,
+    Population,
+    check_resume_keeps_population,
+    explained,
+    member,
+    member_config,
+    over_members,
+    runs_of,
+)
 from jaxrl.schedule import Bookkeeping, Schedule, check_resume_keeps_step_accounting
 from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
@@ -91,11 +108,20 @@ def _envs(env_name: str, env_config):
 
 
 @functools.lru_cache(maxsize=16)
-def initializer(algo, env, algo_cfg, mesh=None):
+def initializer(algo, env, algo_cfg, mesh=None, population: Population | None = None):
     """jit-compiled (key, demos) -> a fresh TrainState of `algo` on `env` (demos None if it steps an env),
-    placed on `mesh` as parallel.state_shardings says (None: on the default device)."""
+    placed on `mesh` as parallel.state_shardings says (None: on the default device). For a
+    `population`: (its members' keys [members, 2], demos) -> its Members."""
+    def init_run(key, demos, settings):
+        return algo.init(key, env, member_config(algo_cfg, settings), *algos.data_args(demos))
+
     def init(key, demos):
-        state = algo.init(key, env, algo_cfg, *algos.data_args(demos))
+        if population is None:
+            state = init_run(key, demos, {})
+        else:
+            settings = {name: jnp.asarray(values) for name, values in population.settings().items()}
+            runs = jax.vmap(init_run, in_axes=(0, None, 0))(key, demos, settings)
+            state = Members(runs, settings, jnp.ones(population.size, bool))
         if mesh is None:
             return state
         return jax.lax.with_sharding_constraint(state, parallel.state_shardings(state, mesh))
@@ -104,9 +130,16 @@ def initializer(algo, env, algo_cfg, mesh=None):
 
 
 @functools.lru_cache(maxsize=16)
-def validator(algo, algo_cfg):
-    """jit-compiled (state, demos) -> an offline learner's validation metrics."""
-    return jax.jit(lambda state, demos: algo.validation_metrics(state, algo_cfg, demos))
+def validator(algo, algo_cfg, members: bool = False):
+    """jit-compiled (state, demos) -> an offline learner's validation metrics ([members] of each, for a
+    population's Members)."""
+    def validate(runs, settings, demos):
+        return algo.validation_metrics(runs, member_config(algo_cfg, settings), demos)
+
+    def validate_members(state, demos):
+        return jax.vmap(validate, (0, 0, None))(state.runs, state.settings, demos)
+
+    return jax.jit(validate_members if members else lambda state, demos: validate(state, {}, demos))
 
 
 def learner_env(algo, train_env, eval_env):
@@ -138,12 +171,19 @@ class _Loop:
         self.demos = None if demos is None else parallel.replicate(demos, mesh)
         self.schedule, self.run_dir, self.console = Schedule.of(algo, cfg), run_dir, console
         self.on_record = on_record
-        self.books = Bookkeeping(getattr(algo, "BEST_BY", algos.BEST_BY))
-        seed = jax.random.PRNGKey(cfg.train.seed)
+        population = Population.of(cfg)
+        self.population = None if population.is_single else population  # None: a single run
+        self.books = Bookkeeping.of(getattr(algo, "BEST_BY", algos.BEST_BY), 0 if population.is_single
+                                    else population.size)
         streams = (SEED_STREAM_INIT, SEED_STREAM_EVAL, SEED_STREAM_VIDEO)
-        self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
-        self.init = initializer(algo, source, cfg.algo, mesh)
-        shapes = jax.eval_shape(self.init, self.key_init, self.demos)
+        if self.population is None:
+            seed = jax.random.PRNGKey(cfg.train.seed)
+            self.key_init, self.key_eval, self.key_video = (jax.random.fold_in(seed, s) for s in streams)
+        else:  # each member's keys are a separate run's with its seed
+            self.key_init, self.key_eval, self.key_video = (population.keys(s) for s in streams)
+        self.init = initializer(algo, source, cfg.algo, mesh, self.population)
+        with explained(population):
+            shapes = jax.eval_shape(self.init, self.key_init, self.demos)
         # What a restore fills in, and what the programs that take the state are lowered from.
         self.abstract_state = parallel.stand_ins(shapes, parallel.state_shardings(shapes, mesh))
         self.stop = StopRequests()
@@ -152,9 +192,17 @@ class _Loop:
         self.state = self.checkpointer = self.logger = None
         self.run_call = self.evaluate = self.validate = self.videos = None
 
+    @property
+    def width(self) -> int:
+        """Runs trained side by side: the population's members, or 1."""
+        return 1 if self.population is None else self.population.size
+
     def meta(self, call: int) -> dict:
         """What a checkpoint after `call` holds beside the state."""
         return self.books.meta(self.schedule, call)
+
+    def say(self, text: str) -> None:
+        (self.logger.message if self.logger is not None else self.console.print)(text)
 
     def open_checkpoints(self, resume: bool) -> int:
         """Open the run's checkpoints (resuming: restore the newest readable one); the calls done."""
@@ -174,33 +222,61 @@ class _Loop:
         """Compile every program the loop runs; the seconds it took."""
         algo, cfg, tc, mesh = self.algo, self.cfg, self.cfg.train, self.mesh
         started = time.monotonic()
-        params = algo.policy_params(self.state)
+        params = algo.policy_params(runs_of(self.abstract_state))  # placed as the state's
         replicated = lambda tree: parallel.stand_ins(tree, parallel.replicated(tree, mesh))  # noqa: E731
         state_and_demos = (self.abstract_state, replicated(self.demos))
-        run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call, mesh)
-        self.run_call = run_call.lower(*state_and_demos).compile()
+        members = self.population is not None
+        run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call, mesh, members)
+        with explained(self.population or Population.of(cfg)):
+            self.run_call = run_call.lower(*state_and_demos).compile()
         evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-        self.evaluate = evaluate.lower(*replicated((params, self.key_eval))).compile()
+        evaluate = over_members(evaluate) if members else evaluate
+        self.evaluate = evaluate.lower(params, replicated(self.key_eval)).compile()
         if algos.is_offline(algo):
-            self.validate = validator(algo, cfg.algo).lower(*state_and_demos).compile()
+            self.validate = validator(algo, cfg.algo, members).lower(*state_and_demos).compile()
         if tc.video_every and parallel.is_main_process():  # videos are made by process 0 alone, on its
             # first device: the rollout is lowered from unplaced stand-ins and run on local copies
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
-                                         *parallel.stand_ins((params, self.key_video)), tc.video_steps,
-                                         self.run_dir / "videos", self.console)
+                                         *parallel.stand_ins(self.first_member((params, self.key_video))),
+                                         tc.video_steps, self.run_dir / "videos", self.console)
         return time.monotonic() - started
 
+    def first_member(self, tree):
+        """`tree`, or a population's first member of it: what videos show."""
+        return tree if self.population is None else member(tree, 0)
+
+    def eval_key(self, call: int) -> jax.Array:
+        if self.population is None:
+            return jax.random.fold_in(self.key_eval, call)
+        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.key_eval, call)
+
     def run_eval(self, call: int, record: dict) -> None:
-        """Evaluate the state, add the results to `record`, keep a best checkpoint."""
-        key = parallel.replicate(jax.random.fold_in(self.key_eval, call), self.mesh)
-        results = parallel.to_host(self.evaluate(self.algo.policy_params(self.state), key))
+        """Evaluate the state, add the results to `record`, keep a best checkpoint (one per member)."""
+        key = parallel.replicate(self.eval_key(call), self.mesh)
+        results = parallel.to_host(self.evaluate(self.algo.policy_params(runs_of(self.state)), key))
         if self.validate is not None:
             results.update(parallel.to_host(self.validate(self.state, self.demos)))
-        results = {k: float(v) for k, v in results.items()}
-        results = add_success_interval(results, self.cfg.train.num_eval_envs)
+        if self.population is None:
+            results = add_success_interval({k: float(v) for k, v in results.items()},
+                                           self.cfg.train.num_eval_envs)
+            if self.books.evaluated(call, results):
+                self.checkpointer.save_best(call, self.state, self.meta(call))
+        else:
+            results = self.member_evals(call, results)
         record.update(results)
-        if self.books.evaluated(call, results):
-            self.checkpointer.save_best(call, self.state, self.meta(call))
+
+    def member_evals(self, call: int, results: dict) -> dict:
+        """The population record of each member's evaluation results; each member's best kept."""
+        alive, episodes = parallel.to_host(self.state.alive), self.cfg.train.num_eval_envs
+        evals = [add_success_interval({k: float(v[m]) for k, v in results.items()}, episodes)
+                 if alive[m] else None for m in range(self.width)]
+        for m, books in enumerate(self.books.members):
+            if evals[m] is not None and books.evaluated(call, evals[m]):
+                meta = {**books.meta(self.schedule, call), "member": m, "label": self.population.label(m)}
+                self.checkpointer.save_best(call, member(self.state.runs, m), meta, member=m)
+        record = self.population.record_of(evals)
+        self.books.evaluated(call, record)
+        return record
 
     def publish(self, record: dict) -> None:
         if self.logger is not None:  # process 0's
@@ -212,37 +288,59 @@ class _Loop:
             except KeyboardInterrupt:  # a progress hook stops the run the way Ctrl-C does
                 self.stop.request()
 
-    def diverged(self, call: int, rows: dict, report) -> TrainingDiverged:
-        """Checkpoint the state the diverging call handed back (the one it started from); the error."""
+    def diverged(self, call: int, rows: dict, report, params, who: str = "") -> TrainingDiverged:
+        """Checkpoint the state the diverging call handed back (the last good one); the error."""
         schedule, unit = self.schedule, self.schedule.unit
         self.checkpointer.save(call - 1, self.state, self.meta(call - 1))
         at = schedule.steps(call - 1) + int(report.iterations) * schedule.steps_per_iteration
-        culprit = non_finite_culprit(rows, report, self.state.params)
+        culprit = non_finite_culprit(rows, report, params)
         return TrainingDiverged(
-            f"training diverged at {at:,} {unit}: {culprit} is not finite. The last good state is "
+            f"training diverged at {at:,} {unit}{who}: {culprit} is not finite. The last good state is "
             f"checkpointed at {schedule.steps(call - 1):,} {unit}. Try a lower learning_rate, a smaller "
             f"reward_scaling or max_grad_norm.")
+
+    def call_record(self, call: int, rows: dict, report, alive_before) -> dict:
+        """The record of call `call`'s metrics; TrainingDiverged if the run (every member) diverged. A
+        member that diverged is announced and left out of this and later records."""
+        if self.population is None:
+            if not report.finite:
+                raise self.diverged(call, rows, report, self.state.params)
+            return summarize_call(rows)
+        params = self.algo.policy_params(self.state.runs)
+        for m in np.flatnonzero(alive_before & ~report.finite):
+            rows_m, report_m = member_report(rows, report, m)
+            at = self.schedule.steps(call - 1) + int(report_m.iterations) * self.schedule.steps_per_iteration
+            culprit = non_finite_culprit(rows_m, report_m, member(params, m))
+            left = int(report.finite.sum())
+            if not left:
+                raise self.diverged(call, rows_m, report_m, member(params, m), f" (every member; the last, "
+                                    f"{self.population.label(m)})")
+            self.say(f"[yellow]member {self.population.label(m)} diverged[/yellow] at {at:,} "
+                     f"{self.schedule.unit}: {culprit} is not finite. It stays at its last good state; "
+                     f"the other {left} go on")
+        return self.population.record_of([summarize_call(member_report(rows, report, m)[0])
+                                          if report.finite[m] else None for m in range(self.width)])
 
     def one_call(self, call: int) -> float:
         """Run device call `call` and everything due after it; its seconds on the device."""
         schedule = self.schedule
+        alive_before = None if self.population is None else parallel.to_host(self.state.alive)
         started = time.monotonic()
         self.state, rows, report = self.run_call(self.state, self.demos)
         rows, report = parallel.to_host((rows, report))
-        if not report.finite:
-            raise self.diverged(call, rows, report)
+        record = self.call_record(call, rows, report, alive_before)
         seconds = time.monotonic() - started
-        record = summarize_call(rows)
         record.update({"call": call, schedule.step_key: schedule.steps(call),
-                       "time/sps": schedule.steps_per_call / seconds,
+                       "time/sps": schedule.steps_per_call / seconds,  # of each member, as steps count
                        "time/elapsed": time.monotonic() - self.started})
         if schedule.due(call, schedule.eval_calls):
             self.run_eval(call, record)
         if schedule.due(call, schedule.checkpoint_calls):
             self.checkpointer.save(call, self.state, self.meta(call))
         if self.videos is not None and schedule.due(call, schedule.video_calls):
-            self.videos.record(parallel.local_copy(self.algo.policy_params(self.state)),
-                               jax.random.fold_in(self.key_video, call), schedule.steps(call), self.logger)
+            params = self.first_member(self.algo.policy_params(runs_of(self.state)))
+            self.videos.record(parallel.local_copy(params), jax.random.fold_in(self.first_member(
+                self.key_video), call), schedule.steps(call), self.logger)
         self.publish(record)
         return seconds
 
@@ -273,6 +371,7 @@ class _Loop:
 def _prepare(cfg: config.RunConfig, mesh):
     """(cfg with what the data decided, algo, eval env, the env the learner gets, demos or None)."""
     algo = algos.get(cfg.algo_name)
+    config.check_algo(cfg)  # every sweep point's settings (a learner's init no longer checks them)
     if not algos.is_offline(algo):
         parallel.check_divides(cfg.algo.num_envs, mesh)
     train_env, eval_env = make_envs(cfg)
@@ -294,7 +393,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     """
     main = parallel.is_main_process()
     console = (console or Console()) if main else Console(quiet=True)
-    mesh = parallel.make_mesh(devices)
+    mesh = parallel.make_mesh(devices, cfg.train.population_devices, Population.of(cfg).size)
     run_dir = Path(run_dir)
     if not resume and (run_dir / "checkpoints").exists():
         raise config.ConfigError(
@@ -302,7 +401,9 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
             f"choose another run_dir")
     cfg, algo, eval_env, source, demos = _prepare(cfg, mesh)
     if resume:
-        check_resume_keeps_step_accounting(algo, config.load_saved(run_dir / "config.yaml"), cfg)
+        saved = config.load_saved(run_dir / "config.yaml")
+        check_resume_keeps_step_accounting(algo, saved, cfg)
+        check_resume_keeps_population(saved, cfg)
     loop = _Loop(cfg, algo, eval_env, source, demos, run_dir, console, on_record, mesh)
     schedule = loop.schedule
     if not resume:  # before any file is made: a setting init refuses leaves no run behind
@@ -345,14 +446,31 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
         if loop.logger is not None:
             loop.logger.close()
 
-    books = loop.books
-    steps = schedule.steps(books.published_call)
+    steps = schedule.steps(loop.books.published_call)
     if status == "finished":
-        sps = (steps - schedule.steps(start_call)) / max(run_seconds, 1e-9)
-        shown = next((k for k in books.best_by if k in books.last_eval), "eval/episode_return")
-        console.print(f"finished {steps:,} {schedule.unit}: training {run_seconds:.1f} s ({sps:,.0f} "
-                      f"steps/s) + compile {compile_seconds:.1f} s; final {shown} "
-                      f"{books.last_eval.get(shown, math.nan):.3g}; best checkpoint at "
-                      f"{schedule.steps(books.best_call):,} {schedule.unit}")
+        sps = (steps - schedule.steps(start_call)) * loop.width / max(run_seconds, 1e-9)
+        console.print(f"finished {steps:,} {schedule.unit}{_times(loop.width)}: training {run_seconds:.1f} s "
+                      f"({sps:,.0f} steps/s{' in all' if loop.width > 1 else ''}) + compile "
+                      f"{compile_seconds:.1f} s; {_final_eval(loop)}")
     console.print(f"run directory: {loop.run_dir}")
-    return TrainResult(loop.run_dir, status, steps, books.last_eval, compile_seconds, run_seconds)
+    return TrainResult(loop.run_dir, status, steps, loop.books.last_eval, compile_seconds, run_seconds)
+
+
+def _times(width: int) -> str:
+    return "" if width == 1 else f" x {width} members"
+
+
+def _final_eval(loop: _Loop) -> str:
+    """The last evaluation's headline (each sweep point's mean and interval) and where the best is."""
+    books, schedule, last = loop.books, loop.schedule, loop.books.last_eval
+    shown = next((k for k in books.best_by if any(r == k or r.startswith(f"{k}/") for r in last)),
+                 "eval/episode_return")  # the first ranking key the evaluation has (once per member)
+    if loop.population is None:
+        return (f"final {shown} {last.get(shown, math.nan):.3g}; best checkpoint at "
+                f"{schedule.steps(books.best_call):,} {schedule.unit}")
+    figures = []
+    for label, mean, interval in loop.population.point_means(last, shown):
+        bounds = f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else ""
+        figures.append(f"{label or 'mean'} {mean:.3g}{bounds}")
+    return (f"final {shown} (95% interval over {loop.population.num_seeds} seeds): {'; '.join(figures)}; "
+            f"each member's best checkpoint in checkpoints/best_member_<m>")

@@ -4,7 +4,8 @@ processes have one device.
 
   python multi_device_runs.py devices OUT     on 4 devices: runs on 1 and on 4 of them (cartpole on 4
                                               only: the suite's tiny_config, which the suite runs on 1),
-                                              resumes across the counts, a refused split; OUT/records.json
+                                              resumes across the counts, a refused split, a population
+                                              on 1 device and split over 2 x 2; OUT/records.json
                                               holds their records
   python multi_device_runs.py distributed RUN_DIR
                                               one process of a jax.distributed job (the JAX_* variables
@@ -38,6 +39,7 @@ RUNS = {
 }
 ON_FOUR_ONLY = {"ppo-cartpole": ("cartpole-balance", "ppo", TINY_CARTPOLE_PPO)}
 HALF = ["train.num_timesteps=512"]  # where a resumed run's first part stops
+POPULATION = ["train.num_seeds=2", "sweep.learning_rate=[3e-4,1e-3]"]  # of ppo-toy: 4 members
 
 
 def overrides(name: str) -> list[str]:
@@ -82,6 +84,11 @@ def on_devices(out: Path) -> None:
         train(config_of("ppo-toy", HALF), run_dir, devices=four if first == "4" else one)
         train(config_of("ppo-toy"), run_dir, resume=True, devices=then)
         results[f"resumed-from-{first}"] = records(run_dir)
+    for label, devices, split in (("1", one, 1), ("2x2", four, 2)):  # 2 devices of members x 2 of envs
+        run_dir = out / f"population-{label}"
+        cfg = config_of("ppo-toy", POPULATION + [f"train.population_devices={split}"])
+        train(cfg, run_dir, devices=devices)
+        results[f"population/{label}"] = records(run_dir)
     try:
         train(config_of("ppo-toy", ["algo.num_envs=6"]), out / "refused", devices=four)
     except config.ConfigError as error:

@@ -14,6 +14,7 @@ import pytest
 from jax.sharding import PartitionSpec
 
 from jaxrl import algos, config, parallel
+from jaxrl.population import Population
 from jaxrl.train import initializer, make_envs
 
 SCRIPT = Path(__file__).with_name("multi_device_runs.py")
@@ -71,6 +72,13 @@ def test_mjx_physics_on_4_devices_gives_the_numbers_of_1_device(runs, small_run)
 def test_a_checkpoint_resumes_on_another_device_count_to_the_unbroken_runs_numbers(runs, first):
     records, _ = runs
     assert_same_records(records[f"resumed-from-{first}"], records["ppo-toy/1"])
+
+
+def test_a_population_split_over_devices_gives_the_numbers_of_1_device(runs):
+    records, _ = runs
+    one = records["population/1"]
+    assert "loss/total/learning_rate=0.001/seed_1" in one[-1] and "loss/total/ci95_low" not in one[-1]
+    assert_same_records(records["population/2x2"], one)
 
 
 def test_num_envs_that_do_not_split_over_the_devices_is_a_config_error_naming_counts_that_do(runs):
@@ -135,6 +143,16 @@ def test_the_env_batch_and_replay_columns_are_split_and_the_rest_replicated():
     assert specs.replay.size == specs.key == PartitionSpec()
     assert all(spec == PartitionSpec() for spec in jax.tree.leaves(specs.params))
     assert all(spec == PartitionSpec() for spec in jax.tree.leaves(specs.obs_stats))
+    population = Population(seed=0, num_seeds=2)
+    shapes = jax.eval_shape(initializer(algos.get("sac"), train_env, cfg.algo, None, population),
+                            population.keys(0), None)
+    specs = jax.tree.map(lambda sharding: sharding.spec, parallel.state_shardings(shapes, mesh))
+    members = PartitionSpec(parallel.POPULATION)
+    assert specs.runs.env_state.obs == PartitionSpec(parallel.POPULATION, parallel.ENVS)
+    assert specs.runs.replay.data["obs"] == PartitionSpec(parallel.POPULATION, None, parallel.ENVS)
+    assert specs.runs.env_state.data.mocap_pos == PartitionSpec()
+    assert specs.alive == specs.runs.key == members
+    assert all(spec == members for spec in jax.tree.leaves(specs.runs.params))
 
 
 def test_distributed_without_a_job_to_join_says_what_to_set_in_a_few_lines():

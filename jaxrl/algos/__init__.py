@@ -1,7 +1,9 @@
 """Learners by name. Each module exposes the same contract:
 
   Config                                  frozen dataclass; defaults are a sound recipe
-  validate(cfg)                           ValueError for settings that cannot run
+  validate(cfg)                           ValueError for settings that cannot run; the loop calls it
+                                          for every sweep point (init must not: in a population, a
+                                          swept float reaches init and train_step as a traced array)
   steps_per_iteration(cfg) -> int         env steps one train_step consumes
   init(key, env, cfg) -> TrainState       env is the batched training env
   train_step(state, env, cfg) -> (state, metrics)     pure; jit-compiled once

@@ -209,7 +209,6 @@ def _policy_spec(cfg: Config, env, action_size: int) -> PolicySpec:
 
 def init(key: jax.Array, env, cfg: Config, demos: demo_data.DemoSet) -> TrainState:
     """The U-Net, its EMA (equal at first) and optimizer; the data's statistics. `env` gives the spaces."""
-    validate(cfg)
     key_network, key_state = jax.random.split(key)
     spec = _policy_spec(cfg, env, demos.actions.shape[-1])
     cond = jnp.zeros((1, cfg.obs_history * demos.obs.shape[-1]))

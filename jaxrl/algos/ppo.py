@@ -53,6 +53,8 @@ class Config:
 
 def validate(cfg: Config) -> None:
     """Raise ValueError for settings that cannot run."""
+    if not cfg.learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {cfg.learning_rate}")
     steps = cfg.num_envs * cfg.unroll_length
     if steps % cfg.num_minibatches:
         raise ValueError(
@@ -91,7 +93,6 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
 
 def init(key: jax.Array, env, cfg: Config) -> TrainState:
     """Networks, optimizer and `num_envs` reset envs; `env` is batched (wrap_for_training)."""
-    validate(cfg)
     key_policy, key_value, key_env, key_state = jax.random.split(key, 4)
     # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
     env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))

@@ -121,7 +121,6 @@ def q_values(q_params, spec: actor.NetworkSpec, obs_stats, obs, action) -> jax.A
 
 def init(key: jax.Array, env, cfg: Config) -> TrainState:
     """Networks, optimizers, an empty replay buffer and `num_envs` reset envs; `env` is batched."""
-    validate(cfg)
     key_policy, key_q, key_env, key_state = jax.random.split(key, 4)
     # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
     env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))
