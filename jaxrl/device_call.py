@@ -69,9 +69,9 @@ def last_good(finite: jax.Array, new, start):
 
 
 def _traced(step, *args):
-    """(step as a function of its flat leaves, its output's tree, zero metric rows' shapes): `step`
-    traced once, for both the shapes of its metrics (the rows a while_loop must carry from the start)
-    and the loop's body, since tracing an MJX env step takes seconds."""
+    """(`step` as a function of the same arguments, its metrics' shapes): `step` traced once, for both
+    the shapes of its metrics (the rows a while_loop must carry from the start) and the loop's body,
+    since tracing an MJX env step takes seconds."""
     traced, out_shapes = jax.make_jaxpr(step, return_shape=True)(*args)
     out_tree, as_function = jax.tree.structure(out_shapes), jax.extend.core.jaxpr_as_fun(traced)
     return (lambda *a: jax.tree.unflatten(out_tree, as_function(*jax.tree.leaves(a)))), out_shapes[1]
