@@ -10,19 +10,26 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 from tiny_runs import TINY_CARTPOLE_PPO
 
 import envs_mjx
 from jaxrl import config, runtime
 
+# The suite compiles far more than it runs: its processes start XLA with the quick-compile flags at LLVM
+# -O0, which compiles sooner than their -O1 and runs slower. Runs that execute far more than they compile
+# (the learning tests) go to a `jaxrl` process of their own with the -O1 flags themselves: jaxrl_process.
+SUITE_FLAGS = dict(runtime.QUICK_COMPILE_FLAGS, xla_backend_optimization_level="0")
+# jax.jit(..., compiler_options=RUNS_LONG): a program of the suite that runs long, at learning runs' -O1.
+RUNS_LONG = {"xla_backend_optimization_level": 1}
 
-def quick_compile_flags(xla_flags: str) -> str:
-    """XLA_FLAGS for the suite: the caller's, plus runtime.QUICK_COMPILE_FLAGS where this jaxlib knows
-    them (it aborts the process on a flag it does not know, so a child process tries them first). The
-    suite compiles far more than it runs, so it finishes sooner with them (benchmarks/README.md). No child
-    where they are all set already: pytest-xdist's workers inherit the XLA_FLAGS their parent chose."""
-    flags = runtime.with_xla_flags(xla_flags, runtime.QUICK_COMPILE_FLAGS)
+
+def suite_xla_flags(xla_flags: str) -> str:
+    """XLA_FLAGS for the suite: the caller's, plus SUITE_FLAGS where this jaxlib knows them (it aborts the
+    process on a flag it does not know, so a child process tries them first). No child where they are all
+    set already: pytest-xdist's workers inherit the XLA_FLAGS their parent chose."""
+    flags = runtime.with_xla_flags(xla_flags, SUITE_FLAGS)
     if flags == xla_flags:
         return flags
     probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True,
@@ -30,7 +37,12 @@ def quick_compile_flags(xla_flags: str) -> str:
     return flags if probe.returncode == 0 else xla_flags
 
 
-os.environ["XLA_FLAGS"] = quick_compile_flags(os.environ.get("XLA_FLAGS", ""))  # before jax's backend starts
+# The caller's XLA_FLAGS, kept for jaxrl_process: the suite's workers inherit XLA_FLAGS with SUITE_FLAGS in.
+CALLERS_XLA_FLAGS = os.environ.setdefault("JAXRL_SUITE_CALLERS_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+os.environ["XLA_FLAGS"] = suite_xla_flags(CALLERS_XLA_FLAGS)  # before jax's backend starts
+# Where this jaxlib refused SUITE_FLAGS, learning runs get the caller's flags alone.
+LEARNING_XLA_FLAGS = (CALLERS_XLA_FLAGS if os.environ["XLA_FLAGS"] == CALLERS_XLA_FLAGS
+                      else runtime.with_xla_flags(CALLERS_XLA_FLAGS, runtime.QUICK_COMPILE_FLAGS))
 runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
 
 
@@ -65,6 +77,15 @@ def tiny_config() -> config.RunConfig:
     return config.load("cartpole-balance", "ppo", overrides=TINY_CARTPOLE_PPO, preset="cpu")
 
 
+def assert_same_records(got: list[dict], want: list[dict], rtol: float, atol: float) -> None:
+    """The records of two runs hold the same calls, keys and (to the tolerances) numbers."""
+    assert [r["call"] for r in got] == [r["call"] for r in want]
+    for mine, theirs in zip(got, want, strict=True):
+        assert mine.keys() == theirs.keys(), (mine["call"], sorted(set(mine) ^ set(theirs)))
+        np.testing.assert_allclose([mine[k] for k in sorted(mine)], [theirs[k] for k in sorted(theirs)],
+                                   rtol=rtol, atol=atol, err_msg=f"call {mine['call']}: {sorted(mine)}")
+
+
 def with_train(cfg: config.RunConfig, **changes) -> config.RunConfig:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
@@ -74,15 +95,16 @@ def with_algo(cfg: config.RunConfig, **changes) -> config.RunConfig:
 
 
 ENV_NAMES = list(envs_mjx.list_envs())
-NUM_ENVS = 64  # the batch of every batched_envs entry
+NUM_ENVS = 16  # the batch of every batched_envs entry
+EPISODE_LENGTH = 50  # steps, their time limit
 
 
 @pytest.fixture(scope="session")
 def batched_envs():
-    """name -> (env, jitted reset, jitted step): 64 auto-resetting copies with 200-step episodes."""
+    """name -> (env, jitted reset, jitted step): NUM_ENVS auto-resetting copies, EPISODE_LENGTH steps long."""
     compiled = {}
     for name in ENV_NAMES:
-        env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=200)
+        env = envs_mjx.wrap_for_training(envs_mjx.make(name), episode_length=EPISODE_LENGTH)
         compiled[name] = (env, jax.jit(env.reset), jax.jit(env.step))
     return compiled
 
@@ -123,4 +145,14 @@ def small_run(tiny_config, tmp_path_factory):
         return runs[env_name]
 
     return get
+
+
+def jaxrl_process(*words: str, timeout: float = 900) -> str:
+    """What `jaxrl WORDS` prints, run as a user runs it: in a process of its own, compiled with
+    LEARNING_XLA_FLAGS. The command must succeed."""
+    done = subprocess.run([sys.executable, "-m", "jaxrl.cli", *words], capture_output=True, text=True,
+                          env=dict(os.environ, XLA_FLAGS=LEARNING_XLA_FLAGS), timeout=timeout)
+    assert done.returncode == 0, (f"jaxrl {' '.join(words)} exited {done.returncode}:\n"
+                                  f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
 

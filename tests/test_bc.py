@@ -1,7 +1,6 @@
 """Behavioural cloning: learns the grasp from a few expert demos, and refuses data it cannot use."""
 
 import dataclasses
-import json
 import shutil
 from typing import NamedTuple
 
@@ -9,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import jaxrl_process
 from test_demos import cartpole_demo_file, cartpole_offline_config
 from test_train_loop import reproducible
 
@@ -37,34 +37,34 @@ def grasp_demos(tmp_path_factory):
     return path
 
 
-def grasp_bc_config(data, *overrides) -> config.RunConfig:
-    return config.load("grasp-lift-cube", "bc", preset="cpu", overrides=[
-        f"data={data}", "env.episode_length=150", "train.num_timesteps=1000", "train.iterations_per_call=250",
-        "train.eval_every=500", "train.checkpoint_every=1000", "train.num_eval_envs=64",
-        "train.tensorboard=false", *overrides])
+# BC of the lift from the grasp_demos, in 1,000 gradient steps, evaluated on 64 episodes at the start,
+# halfway and at the end.
+GRASP_BC = ["env.episode_length=150", "train.num_timesteps=1000", "train.iterations_per_call=250",
+            "train.eval_every=500", "train.checkpoint_every=1000", "train.num_eval_envs=64",
+            "train.tensorboard=false"]
 
 
 @pytest.mark.slow
-def test_bc_learns_to_lift_the_cube_from_20_demos(grasp_demos, tmp_path, capsys):
-    result = train(grasp_bc_config(grasp_demos), tmp_path / "run")
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in records if "eval/success" in r]
+def test_bc_learns_to_lift_the_cube_from_20_demos(grasp_demos, tmp_path):
+    run_dir = tmp_path / "run"
+    jaxrl_process("train", "grasp-lift-cube", "bc", "--preset", "cpu", f"data={grasp_demos}",
+                  f"train.run_dir={run_dir}", *GRASP_BC)
+    evals = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/success" in r]
     assert evals[0]["grad_steps"] == 0 and evals[0]["eval/success"] <= 0.1  # untrained: it does not lift
-    assert result.final_eval["eval/success"] >= 0.8, evals
+    assert evals[-1]["eval/success"] >= 0.8, evals
     assert evals[-1]["eval/success_ci_low"] < evals[-1]["eval/success"] <= evals[-1]["eval/success_ci_high"]
     assert evals[-1]["val/loss"] < evals[0]["val/loss"]
 
     # The checkpoint carries the normalization: `jaxrl eval` restores it and acts without the demo file.
-    capsys.readouterr()  # the training's output
     shutil.move(grasp_demos, tmp_path / "elsewhere.hdf5")
     try:
-        assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "64", "--seed", "7"]) == 0
+        out = jaxrl_process("eval", str(run_dir), "--episodes", "64", "--seed", "7")
     finally:
         shutil.move(tmp_path / "elsewhere.hdf5", grasp_demos)
-    out = capsys.readouterr().out
     assert "gradient steps, 64 episodes" in out  # a bc checkpoint counts gradient steps
     success = float(out.split("eval/success ")[1].split()[0])
     assert success >= 0.8, out
+
 
 def synthetic_demos(num_episodes=12, length=20, seed=0) -> demo_data.DemoSet:
     """Episodes of a smooth nonlinear map obs [3] -> action [2] in [-1, 1]."""

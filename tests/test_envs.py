@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ENV_NAMES, NUM_ENVS
+from conftest import ENV_NAMES, EPISODE_LENGTH, NUM_ENVS
 
 import envs_mjx
 from envs_mjx.registry import UnknownEnvError
@@ -16,12 +16,12 @@ def signature(tree):
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
-def test_500_random_action_steps_run_without_nan_with_static_shapes(name, batched_envs):
+def test_random_actions_run_past_two_time_limits_without_nan_with_static_shapes(name, batched_envs):
     env, reset, step = batched_envs[name]
     state = reset(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     shapes = signature(state)
     key = jax.random.PRNGKey(1)
-    for _ in range(500):  # past the 200-step limit: auto-resets happen on the way
+    for _ in range(2 * EPISODE_LENGTH + 10):  # auto-resets happen on the way, twice
         key, key_action = jax.random.split(key)
         state = step(state, jax.random.uniform(key_action, (NUM_ENVS, env.action_size), minval=-1, maxval=1))
         assert signature(state) == shapes

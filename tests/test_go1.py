@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
-from conftest import NUM_ENVS
+from conftest import EPISODE_LENGTH, NUM_ENVS
 
 import envs_mjx
 from envs_mjx._mjx import mjx
@@ -182,7 +182,7 @@ def test_a_flipped_trunk_terminates_with_the_termination_penalty(nominal_go1):
 
 
 def test_randomization_differs_per_episode_and_changes_what_it_names(batched_envs):
-    wrapped, reset, step = batched_envs["go1-joystick"]  # 200-step episodes
+    wrapped, reset, step = batched_envs["go1-joystick"]
     state = reset(jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
     params = state.info["model_params"]
     nominal = wrapped.unwrapped.mjx_model
@@ -195,10 +195,10 @@ def test_randomization_differs_per_episode_and_changes_what_it_names(batched_env
     kp = np.asarray(params.actuator_gainprm[..., 0])
     np.testing.assert_allclose(np.asarray(params.actuator_biasprm[..., 1]), -kp)  # servo stays a servo
     ended = np.zeros(NUM_ENVS, bool)
-    for _ in range(200):
+    for _ in range(EPISODE_LENGTH):
         state = step(state, jnp.zeros((NUM_ENVS, 12)))
         ended |= np.asarray(state.done) == 1.0
-    assert ended.all()  # every episode ended by the 200-step limit at the latest: each drew anew
+    assert ended.all()  # every episode ended by the time limit at the latest: each drew anew
     new_friction = np.asarray(state.info["model_params"].geom_friction[:, floor, 0])
     assert not np.any(np.isclose(new_friction, friction))
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import RUNS_LONG
 
 import envs_mjx
 from envs_mjx.grasp.expert import ExpertConfig, make_expert
@@ -34,7 +35,7 @@ def rollout(env, policy, num_envs: int, seed: int = 0, steps: int | None = None)
         _, trace = jax.lax.scan(step, state, None, length=steps)
         return jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), record(state), trace)
 
-    return jax.device_get(jax.jit(run)(jax.random.PRNGKey(seed)))
+    return jax.device_get(jax.jit(run, compiler_options=RUNS_LONG)(jax.random.PRNGKey(seed)))
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
+from conftest import assert_same_records
 from jax.sharding import PartitionSpec
 
 from jaxrl import algos, config, parallel
@@ -40,14 +40,6 @@ def runs(tmp_path_factory):
     return json.loads((out / "records.json").read_text()), out
 
 
-def assert_same_records(got: list[dict], want: list[dict]) -> None:
-    assert [r["call"] for r in got] == [r["call"] for r in want]
-    for mine, theirs in zip(got, want, strict=True):
-        assert mine.keys() == theirs.keys()
-        np.testing.assert_allclose([mine[k] for k in sorted(mine)], [theirs[k] for k in sorted(theirs)],
-                                   rtol=RTOL, atol=ATOL, err_msg=f"call {mine['call']}: {sorted(mine)}")
-
-
 def assert_trained(records: list[dict]) -> None:
     losses = [r.get("loss/critic", r.get("loss/total")) for r in records]
     assert len(records) > 2 and any(loss for loss in losses)
@@ -57,7 +49,7 @@ def assert_trained(records: list[dict]) -> None:
 def test_a_run_on_4_devices_gives_the_numbers_of_1_device(runs, name):
     records, _ = runs
     assert_trained(records[f"{name}/1"])
-    assert_same_records(records[f"{name}/4"], records[f"{name}/1"])
+    assert_same_records(records[f"{name}/4"], records[f"{name}/1"], RTOL, ATOL)
 
 
 def test_mjx_physics_on_4_devices_gives_the_numbers_of_1_device(runs, small_run):
@@ -65,20 +57,20 @@ def test_mjx_physics_on_4_devices_gives_the_numbers_of_1_device(runs, small_run)
 
     one_device = records_of(small_run("cartpole-balance"))  # tiny_config, trained by this process
     assert_trained(one_device)
-    assert_same_records(runs[0]["ppo-cartpole/4"], one_device)
+    assert_same_records(runs[0]["ppo-cartpole/4"], one_device, RTOL, ATOL)
 
 
 @pytest.mark.parametrize("first", ["4", "1"])
 def test_a_checkpoint_resumes_on_another_device_count_to_the_unbroken_runs_numbers(runs, first):
     records, _ = runs
-    assert_same_records(records[f"resumed-from-{first}"], records["ppo-toy/1"])
+    assert_same_records(records[f"resumed-from-{first}"], records["ppo-toy/1"], RTOL, ATOL)
 
 
 def test_a_population_split_over_devices_gives_the_numbers_of_1_device(runs):
     records, _ = runs
     one = records["population/1"]
     assert "loss/total/learning_rate=0.001/seed_1" in one[-1] and "loss/total/ci95_low" not in one[-1]
-    assert_same_records(records["population/2x2"], one)
+    assert_same_records(records["population/2x2"], one, RTOL, ATOL)
 
 
 def test_num_envs_that_do_not_split_over_the_devices_is_a_config_error_naming_counts_that_do(runs):
@@ -126,7 +118,7 @@ def test_two_processes_of_two_devices_joined_by_jax_distributed_match_one_device
     assert all(line.startswith("[Gloo]") for line in outputs[1].splitlines()), outputs[1]
     from multi_device_runs import records as records_of
 
-    assert_same_records(records_of(tmp_path / "run"), records["ppo-toy/1"])
+    assert_same_records(records_of(tmp_path / "run"), records["ppo-toy/1"], RTOL, ATOL)
 
 
 def test_the_env_batch_and_replay_columns_are_split_and_the_rest_replicated():
