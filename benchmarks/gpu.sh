@@ -44,7 +44,7 @@ step() {  # step SECONDS MODULE ARGS...: one benchmark, stopped after SECONDS
 }
 
 # MJX throughput of the envs PPO trains on: the training variant (episode limit and auto-reset included).
-step 130 benchmarks.env_throughput --env go1-joystick --variants training \
+step 120 benchmarks.env_throughput --env go1-joystick --variants training \
   --batch-sizes "${batches[@]}" --out "$OUT/env_throughput_go1_joystick_gpu.json"
 step 90 benchmarks.env_throughput --env grasp-lift-cube --variants training \
   --batch-sizes "${batches[@]}" --out "$OUT/env_throughput_grasp_lift_cube_gpu.json"
@@ -52,5 +52,5 @@ step 90 benchmarks.env_throughput --env grasp-lift-cube --variants training \
 step 240 benchmarks.learning_curve --env go1-joystick --preset full --env-steps "$env_steps" \
   --out "$OUT/go1_joystick_learning_curve_gpu.json" "${curve_overrides[@]}"
 # Seeds of cartpole PPO at 16 envs each in one program against one run (PureJaxRL's case: 256 seeds).
-step 90 benchmarks.population --workloads cartpole --members "${members[@]}" --out "$OUT/population_gpu.json"
+step 100 benchmarks.population --workloads cartpole --members "${members[@]}" --out "$OUT/population_gpu.json"
 ls -l "$OUT"

@@ -11,10 +11,10 @@ call of N members against a call of one) is the figure PureJaxRL quotes
 evaluation are excluded; compile seconds are recorded beside.
 
 Workloads: cartpole PPO at a small num_envs (one run leaves the CPU idle
-between small kernels) and grasp PPO at its CPU preset (256 envs, which keep
-a CPU busy by themselves).
+between small kernels) and grasp PPO at its CPU preset (256 envs per member).
 
     python -m benchmarks.population                          # both workloads, N = 1 4 16 64
+    python -m benchmarks.population --workloads grasp --out benchmarks/results/population_grasp_cpu.json
     python -m benchmarks.population --workloads cartpole --members 1 4 --repeats 2
 """
 
@@ -101,7 +101,7 @@ def plot(results: dict, png: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("seeds in one program (N)")
     ax.set_ylabel("env steps/s over a separate run's")
-    ax.set_title("PPO population vs N separate runs (CPU)")
+    ax.set_title(f"PPO population vs N separate runs ({jax.default_backend().upper()})")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
