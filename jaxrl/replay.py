@@ -3,7 +3,9 @@
 `ReplayBuffer.data` holds one [rows, num_envs, ...] array per field of the
 stored transition: a row is one step of every env. `insert` writes a batch of
 steps [T, num_envs, ...] at the insert row, wrapping around onto the oldest rows
-once full; `sample` draws transitions uniformly from the filled slots only.
+once full; `sample` draws transitions uniformly from the filled slots only, and
+`sample_chunks` runs of consecutive steps of one env (a sequence learner's
+batch: each step is stored once, whatever the chunks it is drawn in).
 Keeping each env's transitions on its own column lets a run split the buffer
 over its devices with the envs that filled it (jaxrl.parallel): the env axis,
 ENV_AXIS, is the one sharded. Being a pytree, the buffer lives in the learner's
@@ -112,4 +114,23 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int):
     """
     slots = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
     rows, envs = slots // buffer.num_envs, slots % buffer.num_envs
+    return jax.tree.map(lambda stored: stored[rows, envs], buffer.data)
+
+
+def sample_chunks(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int):
+    """`batch_size` runs of `length` consecutive steps of one env each (leaves [batch_size, length, ...]),
+    their env and first step drawn uniformly, with replacement, from the runs the buffer holds whole.
+
+    A run never crosses the ring's seam, where the newest row meets the oldest. It may cross an episode's
+    end: the steps' own flags (such as is_first) say where one starts. The buffer must hold at least
+    `length` rows.
+    """
+    if length > buffer.rows:
+        raise ValueError(f"chunks of {length} steps cannot come from a buffer of {buffer.rows} rows")
+    filled_rows = buffer.size // buffer.num_envs
+    oldest = jnp.where(filled_rows == buffer.rows, buffer.position, 0)
+    start_key, env_key = jax.random.split(key)
+    offsets = jax.random.randint(start_key, (batch_size,), 0, jnp.maximum(filled_rows - length + 1, 1))
+    rows = (oldest + offsets[:, None] + jnp.arange(length, dtype=jnp.int32)) % buffer.rows
+    envs = jax.random.randint(env_key, (batch_size, 1), 0, buffer.num_envs)
     return jax.tree.map(lambda stored: stored[rows, envs], buffer.data)

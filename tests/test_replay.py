@@ -96,3 +96,25 @@ def test_a_capacity_beyond_the_device_memory_names_one_that_fits():
     replay.check_fits(EXAMPLE, 1_000_000)
     with pytest.raises(replay.ReplayCapacityError, match="must be >= 1"):
         replay.check_fits(EXAMPLE, 0)
+
+
+def chunk_steps(buffer, length: int, num_envs: int, draws: int = 500):
+    """(step, env) [draws, length] of the chunks sample_chunks draws, read back from numbered entries."""
+    ids = np.asarray(replay.sample_chunks(buffer, jax.random.PRNGKey(0), draws, length)["reward"]).astype(int)
+    return ids // num_envs, ids % num_envs
+
+
+@pytest.mark.parametrize("inserted, kept", [(6, range(0, 6)), (14, range(4, 14))])
+def test_chunks_are_consecutive_steps_of_one_env_and_never_cross_the_seam(inserted, kept):
+    buffer = replay.init(EXAMPLE, capacity=30, num_envs=3)  # 10 rows; 14 steps wrap round onto the oldest
+    buffer = replay.insert(replay.insert(buffer, numbered(0, 4, 3)), numbered(12, inserted - 4, 3))
+    steps, envs = chunk_steps(buffer, length=4, num_envs=3)
+    assert np.all(np.diff(steps, axis=1) == 1) and np.all(envs == envs[:, :1])
+    assert steps.min() == kept[0] and steps.max() == kept[-1]
+    assert set(steps[:, 0]) == set(kept[:len(kept) - 3]) and set(envs[:, 0]) == {0, 1, 2}  # every whole run
+
+
+def test_chunks_longer_than_the_buffer_are_refused():
+    buffer = replay.init(EXAMPLE, capacity=10, num_envs=2)
+    with pytest.raises(ValueError, match="chunks of 6 steps cannot come from a buffer of 5 rows"):
+        replay.sample_chunks(buffer, jax.random.PRNGKey(0), 4, 6)
