@@ -1,0 +1,151 @@
+"""Dreamer's recurrent state-space model (RSSM) and the heads that read its latent state, in Flax.
+
+The latent state of one env is `deter` (a GRU's state: what the model
+remembers) and `stoch` (`stoch` categorical variables of `classes` classes:
+what it is unsure of). Each step, the GRU advances `deter` from the last state
+and action; the prior guesses `stoch` from `deter` alone (imagination), the
+posterior from `deter` and the observation's embedding (filtering). An
+episode's first step starts from the zero state with a zero action, so chunks
+of replay that cross episodes do not leak one episode into the next.
+
+Every hidden layer is Dense -> RMSNorm -> SiLU. The reward head's output layer
+starts at zero: its two-hot prediction is exactly 0 until it learns (twohot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxrl import categorical_latent
+
+
+class Latent(NamedTuple):
+    deter: jax.Array  # [..., deter]
+    stoch: jax.Array  # [..., stoch, classes]: one-hot samples (straight-through)
+
+    def features(self) -> jax.Array:
+        """[..., deter + stoch * classes]: what the heads, the actor and the critic read."""
+        return jnp.concatenate([self.deter, self.stoch.reshape(*self.stoch.shape[:-2], -1)], axis=-1)
+
+
+class NormDense(nn.Module):
+    """Dense -> RMSNorm -> SiLU."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.silu(nn.RMSNorm()(nn.Dense(self.size, use_bias=False)(x)))
+
+
+class NormMLP(nn.Module):
+    """Hidden NormDense layers, then a plain Dense output (zero-initialised where `zero_output`)."""
+
+    layer_sizes: Sequence[int]
+    out_size: int
+    zero_output: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for size in self.layer_sizes:
+            x = NormDense(size)(x)
+        init = nn.initializers.zeros if self.zero_output else nn.initializers.lecun_uniform()
+        return nn.Dense(self.out_size, kernel_init=init, name="out")(x)
+
+
+class NormGRUCell(nn.Module):
+    """A GRU whose gates come from one normalised Dense of [input, state]; the update gate starts biased
+    towards keeping the state (-1 before its sigmoid)."""
+
+    size: int
+
+    @nn.compact
+    def __call__(self, state: jax.Array, x: jax.Array) -> jax.Array:
+        gates = nn.RMSNorm()(nn.Dense(3 * self.size, use_bias=False)(jnp.concatenate([x, state], -1)))
+        reset, candidate, update = jnp.split(gates, 3, axis=-1)
+        reset = nn.sigmoid(reset)
+        candidate = jnp.tanh(reset * candidate)
+        update = nn.sigmoid(update - 1.0)
+        return update * candidate + (1.0 - update) * state
+
+
+class RSSM(nn.Module):
+    deter: int = 512
+    hidden: int = 64
+    stoch: int = 32
+    classes: int = 32
+    unimix: float = 0.01
+
+    def initial(self, batch_shape: tuple[int, ...]) -> Latent:
+        stoch = jnp.zeros((*batch_shape, self.stoch, self.classes))
+        return Latent(jnp.zeros((*batch_shape, self.deter)), stoch)
+
+    def setup(self):
+        self.gru_input = NormDense(self.hidden)
+        self.gru = NormGRUCell(self.deter)
+        self.prior_net = NormMLP([self.hidden], self.stoch * self.classes)
+        self.posterior_net = NormMLP([self.hidden], self.stoch * self.classes)
+
+    def _logits(self, net: nn.Module, x: jax.Array) -> jax.Array:
+        return net(x).reshape(*x.shape[:-1], self.stoch, self.classes)
+
+    def imagine_step(self, latent: Latent, action: jax.Array, key: jax.Array) -> tuple[Latent, jax.Array]:
+        """The next latent state from the prior, and the prior's logits [..., stoch, classes]."""
+        flat_stoch = latent.stoch.reshape(*latent.stoch.shape[:-2], -1)
+        deter = self.gru(latent.deter, self.gru_input(jnp.concatenate([flat_stoch, action], -1)))
+        logits = self._logits(self.prior_net, deter)
+        return Latent(deter, categorical_latent.sample(key, logits, self.unimix)), logits
+
+    def observe_step(self, latent: Latent, action: jax.Array, embed: jax.Array, is_first: jax.Array,
+                     key: jax.Array) -> tuple[Latent, jax.Array, jax.Array]:
+        """(posterior latent state, prior logits, posterior logits) of a step that saw `embed`; where
+        `is_first`, from the zero state and a zero action."""
+        keep = (1.0 - is_first.astype(action.dtype))[..., None]
+        latent = Latent(latent.deter * keep, latent.stoch * keep[..., None])
+        prior_key, posterior_key = jax.random.split(key)
+        prior, prior_logits = self.imagine_step(latent, action * keep, prior_key)
+        posterior_logits = self._logits(self.posterior_net, jnp.concatenate([prior.deter, embed], -1))
+        stoch = categorical_latent.sample(posterior_key, posterior_logits, self.unimix)
+        return Latent(prior.deter, stoch), prior_logits, posterior_logits
+
+    def __call__(self, latent: Latent, action: jax.Array, embed: jax.Array, is_first: jax.Array,
+                 key: jax.Array):
+        """observe_step; `init` builds every parameter through it."""
+        return self.observe_step(latent, action, embed, is_first, key)
+
+
+def observe(step, latent: Latent, actions: jax.Array, embeds: jax.Array, is_first: jax.Array,
+            key: jax.Array) -> tuple[Latent, jax.Array, jax.Array]:
+    """The posterior latent states [T, ...] of a chunk, filtered by `step` (an applied
+    RSSM.observe_step) from `latent` (the state before its first step), with the prior and posterior
+    logits [T, ..., stoch, classes]. `actions[t]` is the action taken before step t."""
+
+    def scanned(latent, inputs):
+        latent, prior_logits, posterior_logits = step(latent, *inputs)
+        return latent, (latent, prior_logits, posterior_logits)
+
+    keys = jax.random.split(key, actions.shape[0])
+    _, (latents, prior_logits, posterior_logits) = jax.lax.scan(scanned, latent,
+                                                                (actions, embeds, is_first, keys))
+    return latents, prior_logits, posterior_logits
+
+
+def imagine(step, policy, latent: Latent, horizon: int, key: jax.Array):
+    """`horizon` steps of `step` (an applied RSSM.imagine_step) from `latent` [...] with actions of
+    `policy(features, key)`: the latent states [horizon + 1, ...] (the start first) and the actions
+    [horizon, ..., action] taken between them."""
+
+    def scanned(latent, step_key):
+        action_key, model_key = jax.random.split(step_key)
+        action = policy(latent.features(), action_key)
+        following, _ = step(latent, action, model_key)
+        return following, (following, action)
+
+    _, (latents, actions) = jax.lax.scan(scanned, latent, jax.random.split(key, horizon))
+    start = jax.tree.map(lambda x: x[None], latent)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), start, latents), actions

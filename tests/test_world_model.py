@@ -1,0 +1,95 @@
+"""The RSSM: filtering a chunk, resets at an episode's first step, imagined rollouts, gradients through the
+categorical samples, and the zero-initialised reward head."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl import twohot
+from jaxrl.world_model import RSSM, NormMLP, imagine, observe
+
+T, BATCH, EMBED, ACTION = 6, 3, 5, 2
+RSSM_SMALL = RSSM(deter=16, hidden=8, stoch=4, classes=3)
+
+
+@pytest.fixture(scope="module")
+def params():
+    latent = RSSM_SMALL.initial((BATCH,))
+    action, embed = jnp.zeros((BATCH, ACTION)), jnp.zeros((BATCH, EMBED))
+    first = jnp.zeros(BATCH)
+    return RSSM_SMALL.init(jax.random.PRNGKey(0), latent, action, embed, first, jax.random.PRNGKey(1))
+
+
+def filtering(params):
+    return functools.partial(RSSM_SMALL.apply, params, method=RSSM.observe_step)
+
+
+def imagining(params):
+    return functools.partial(RSSM_SMALL.apply, params, method=RSSM.imagine_step)
+
+
+def chunk(seed: int):
+    rng = np.random.default_rng(seed)
+    return (jnp.asarray(rng.uniform(-1, 1, (T, BATCH, ACTION)), jnp.float32),
+            jnp.asarray(rng.normal(size=(T, BATCH, EMBED)), jnp.float32))
+
+
+def test_filtering_a_chunk_gives_a_latent_state_and_logits_per_step(params):
+    actions, embeds = chunk(0)
+    latents, prior, posterior = observe(filtering(params), RSSM_SMALL.initial((BATCH,)), actions, embeds,
+                                        jnp.zeros((T, BATCH)), jax.random.PRNGKey(2))
+    assert latents.deter.shape == (T, BATCH, 16) and latents.stoch.shape == (T, BATCH, 4, 3)
+    assert prior.shape == posterior.shape == (T, BATCH, 4, 3)
+    assert latents.features().shape == (T, BATCH, 16 + 12)
+    np.testing.assert_allclose(latents.stoch.sum(-1), 1.0, atol=1e-6)  # one class per variable
+    assert np.all(np.isfinite(latents.deter)) and not np.allclose(latents.deter[0], latents.deter[-1])
+
+
+def test_an_episodes_first_step_forgets_what_came_before(params):
+    (actions_a, embeds_a), (actions_b, embeds_b) = chunk(0), chunk(1)
+    # The same steps from 3 on, where an episode starts; different ones before.
+    actions_b, embeds_b = actions_b.at[3:].set(actions_a[3:]), embeds_b.at[3:].set(embeds_a[3:])
+    first = jnp.zeros((T, BATCH)).at[3].set(1.0)
+    key, start = jax.random.PRNGKey(3), RSSM_SMALL.initial((BATCH,))
+    a = observe(filtering(params), start, actions_a, embeds_a, first, key)[0]
+    b = observe(filtering(params), start, actions_b, embeds_b, first, key)[0]
+    np.testing.assert_allclose(a.deter[3:], b.deter[3:], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(a.stoch[3:], b.stoch[3:])
+    assert not np.allclose(a.deter[:3], b.deter[:3])
+    without_reset = observe(filtering(params), start, actions_b, embeds_b, jnp.zeros((T, BATCH)), key)[0]
+    assert not np.allclose(without_reset.deter[3:], a.deter[3:])
+
+
+def test_an_imagined_rollout_starts_from_the_given_state_and_stays_finite(params):
+    actions, embeds = chunk(0)
+    start = jax.tree.map(lambda x: x[-1], observe(filtering(params), RSSM_SMALL.initial((BATCH,)), actions,
+                                                  embeds, jnp.zeros((T, BATCH)), jax.random.PRNGKey(4))[0])
+    policy = lambda features, key: jnp.tanh(features[..., :ACTION])  # noqa: E731
+    rollout = jax.jit(lambda s: imagine(imagining(params), policy, s, 15, jax.random.PRNGKey(5)))
+    latents, taken = rollout(start)
+    assert latents.deter.shape == (16, BATCH, 16) and taken.shape == (15, BATCH, ACTION)
+    np.testing.assert_array_equal(latents.deter[0], start.deter)
+    np.testing.assert_allclose(taken[0], policy(start.features(), None))
+    assert np.all(np.isfinite(latents.deter)) and np.all(np.isfinite(taken))
+
+
+def test_gradients_reach_the_posterior_through_its_samples(params):
+    actions, embeds = chunk(0)
+
+    def loss(params):  # of the next step's deter, which reads the sampled stoch
+        latents = observe(filtering(params), RSSM_SMALL.initial((BATCH,)), actions, embeds,
+                          jnp.zeros((T, BATCH)), jax.random.PRNGKey(6))[0]
+        return jnp.sum(latents.deter[-1] ** 2)
+
+    grads = jax.grad(loss)(params)["params"]["posterior_net"]
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-6
+
+
+def test_a_zero_initialised_reward_head_predicts_exactly_zero():
+    head = NormMLP([8, 8], 255, zero_output=True)
+    x = jnp.asarray(np.random.default_rng(7).normal(size=(4, 10)), jnp.float32)
+    logits = head.apply(head.init(jax.random.PRNGKey(0), x), x)
+    np.testing.assert_array_equal(twohot.decode(logits, twohot.symexp_bins()), np.zeros(4))
