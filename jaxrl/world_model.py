@@ -14,14 +14,17 @@ starts at zero: its two-hot prediction is exactly 0 until it learns (twohot).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
-from jaxrl import categorical_latent
+from jaxrl import categorical_latent, twohot
 
 
 class Latent(NamedTuple):
@@ -149,3 +152,76 @@ def imagine(step, policy, latent: Latent, horizon: int, key: jax.Array):
     _, (latents, actions) = jax.lax.scan(scanned, latent, jax.random.split(key, horizon))
     start = jax.tree.map(lambda x: x[None], latent)
     return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), start, latents), actions
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldModelConfig:
+    """DreamerV3's names; the defaults are its 1M-parameter size (`dmc_proprio`)."""
+
+    deter: int = 512  # GRU state
+    hidden: int = 64  # width of every hidden layer, and of the observation's embedding
+    stoch: int = 32  # categorical variables
+    classes: int = 32  # classes of each
+    unimix: float = 0.01  # uniform share mixed into every categorical
+    free_nats: float = 1.0  # KL below this is not pushed down
+    dyn_scale: float = 1.0  # weight of the KL's dynamics part (trains the prior)
+    rep_scale: float = 0.1  # weight of its representation part (trains the posterior)
+    layers: int = 2  # hidden layers of encoder, decoder, reward and continue heads
+    num_bins: int = 255  # of the reward head's two-hot
+
+
+class WorldModel(nn.Module):
+    """Encoder (of symlog observations), RSSM, decoder (to symlog observations), reward head (two-hot over
+    symexp bins) and continue head (a Bernoulli logit) for flat observations of `obs_size`."""
+
+    cfg: WorldModelConfig
+    obs_size: int
+
+    def setup(self):
+        cfg, widths = self.cfg, [self.cfg.hidden] * self.cfg.layers
+        self.encoder = NormMLP(widths, cfg.hidden)
+        self.rssm = RSSM(cfg.deter, cfg.hidden, cfg.stoch, cfg.classes, cfg.unimix)
+        self.decoder = NormMLP(widths, self.obs_size)
+        self.reward_head = NormMLP(widths, cfg.num_bins, zero_output=True)
+        self.continue_head = NormMLP(widths, 1)
+
+    def embed(self, obs: jax.Array) -> jax.Array:
+        return self.encoder(twohot.symlog(obs))
+
+    def observe_step(self, latent, action, embed, is_first, key):
+        return self.rssm.observe_step(latent, action, embed, is_first, key)
+
+    def imagine_step(self, latent, action, key):
+        return self.rssm.imagine_step(latent, action, key)
+
+    def heads(self, features: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(decoded symlog observation, reward logits [..., num_bins], continue logit [...])."""
+        return self.decoder(features), self.reward_head(features), self.continue_head(features)[..., 0]
+
+    def __call__(self, latent: Latent, action: jax.Array, obs: jax.Array, is_first: jax.Array,
+                 key: jax.Array):
+        """One filtered step and its heads; `init` builds every parameter through it."""
+        latent, _, _ = self.observe_step(latent, action, self.embed(obs), is_first, key)
+        return self.heads(latent.features())
+
+
+def world_model_loss(model: WorldModel, params, chunk: dict, latent: Latent, key: jax.Array):
+    """(mean loss, (posterior latent states [T, B], metrics)) of a time-major chunk: "obs" [T, B, obs],
+    "action" (taken before each step) [T, B, action], "reward" (received on arriving) [T, B], "is_first"
+    and "is_terminal" [T, B]. Only termination ends a continuation; a time limit does not."""
+    cfg = model.cfg
+    step = functools.partial(model.apply, params, method=WorldModel.observe_step)
+    embeds = model.apply(params, chunk["obs"], method=WorldModel.embed)
+    latents, prior_logits, posterior_logits = observe(step, latent, chunk["action"], embeds,
+                                                      chunk["is_first"], key)
+    decoded, reward_logits, continue_logit = model.apply(params, latents.features(), method=WorldModel.heads)
+    terms = {
+        "reconstruction": jnp.sum(jnp.square(decoded - twohot.symlog(chunk["obs"])), -1),
+        "reward": twohot.loss(reward_logits, chunk["reward"], twohot.symexp_bins(cfg.num_bins)),
+        "continue": optax.sigmoid_binary_cross_entropy(continue_logit, 1.0 - chunk["is_terminal"]),
+    }
+    terms["dynamics"], terms["representation"] = categorical_latent.kl_losses(
+        posterior_logits, prior_logits, cfg.unimix, cfg.free_nats)
+    scales = {"dynamics": cfg.dyn_scale, "representation": cfg.rep_scale}
+    total = sum(scales.get(name, 1.0) * term for name, term in terms.items())
+    return jnp.mean(total), (latents, {f"loss/{name}": jnp.mean(term) for name, term in terms.items()})
