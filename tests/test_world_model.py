@@ -1,5 +1,6 @@
 """The RSSM: filtering a chunk, resets at an episode's first step, imagined rollouts, gradients through the
 categorical samples, the zero-initialised reward head; the world model's losses fall on recorded data."""
+
 import functools
 
 import jax
