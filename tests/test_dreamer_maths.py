@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl import categorical_latent, twohot
+from jaxrl import actor_critic, categorical_latent, twohot
 from jaxrl.imagined_returns import ReturnRange, lambda_returns
 
 BINS = twohot.symexp_bins()
@@ -145,3 +145,38 @@ def test_a_sample_is_one_hot_with_the_gradient_of_the_probabilities():
     probs = lambda x: categorical_latent.distribution(x, 0.01).distribution.probs  # noqa: E731
     want = jax.grad(lambda x: jnp.sum(probs(x) * weights))(logits)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_state_weights_are_the_discounted_chance_the_episode_still_runs():
+    continues = np.array([[1.0, 0.5], [0.8, 0.0], [1.0, 1.0]], np.float32)
+    want = np.concatenate([np.ones((1, 2)), np.cumprod(0.9 * continues, axis=0)])
+    np.testing.assert_allclose(actor_critic.state_weights(continues, 0.9), want, rtol=1e-6)
+    np.testing.assert_allclose(want[:, 1], [1.0, 0.45, 0.0, 0.0])  # nothing after a certain end
+
+
+def test_the_critic_moves_towards_the_returns_on_the_states_that_weigh():
+    logits, returns = jnp.zeros((3, 2, 255)), jnp.array([[5.0, 5.0], [-2.0, -2.0], [0.5, 0.5]])
+    weights = jnp.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # the second trajectory ended at once
+    loss = lambda lg, reg: actor_critic.critic_loss(lg, jnp.zeros((3, 2)), returns, weights, BINS, reg)  # noqa: E731
+    grad = jax.grad(loss)(logits, 0.0)
+    assert np.all(grad[:, 1] == 0)
+    moved = np.asarray(twohot.decode(logits - grad, BINS)[:, 0])
+    assert np.all(np.sign(moved) == np.sign(returns[:, 0]))  # from 0 towards each return
+    at_returns = jnp.log(twohot.encode(returns, BINS) + 1e-30)  # the two-hot of the returns: the optimum
+    np.testing.assert_allclose(jax.grad(loss)(at_returns, 0.0), 0.0, atol=1e-6)
+    want = np.mean(np.asarray(weights) * np.asarray(twohot.loss(logits, returns, BINS) + 0.5 * np.log(255)))
+    assert float(loss(logits, 0.5)) == pytest.approx(want, rel=1e-5)  # zero logits: slow term is log 255
+
+
+def test_the_actor_raises_the_chance_of_actions_better_than_the_critic_expects():
+    log_probs, entropies = jnp.array([[-1.0, -1.0]]), jnp.array([[0.5, 0.5]])
+    returns, values, weights = jnp.array([[3.0, 1.0]]), jnp.array([[1.0, 2.0]]), jnp.ones((1, 2))
+
+    def loss(log_probs, entropies, returns, values):
+        return actor_critic.actor_loss(log_probs, entropies, returns, values, jnp.float32(2.0), weights, 0.1)
+
+    d_log_prob, d_entropy, d_returns, d_values = jax.grad(loss, argnums=(0, 1, 2, 3))(log_probs, entropies,
+                                                                                      returns, values)
+    np.testing.assert_allclose(d_log_prob, [[-0.5, 0.25]])  # -(advantage / scale) / 2 states
+    np.testing.assert_allclose(d_entropy, [[-0.05, -0.05]])  # more entropy lowers the loss
+    assert np.all(d_returns == 0) and np.all(d_values == 0)  # the critic is not trained through the actor
