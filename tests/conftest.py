@@ -28,9 +28,9 @@ RUNS_LONG = {"xla_backend_optimization_level": 1}
 def suite_xla_flags(xla_flags: str) -> str:
     """XLA_FLAGS for the suite: the caller's, plus SUITE_FLAGS where this jaxlib knows them (it aborts the
     process on a flag it does not know, so a child process tries them first). No child where they are all
-    set already: pytest-xdist's workers inherit the XLA_FLAGS their parent chose."""
+    set already or XLA_FLAGS holds them: pytest-xdist's workers inherit the XLA_FLAGS their parent chose."""
     flags = runtime.with_xla_flags(xla_flags, SUITE_FLAGS)
-    if flags == xla_flags:
+    if flags in (xla_flags, os.environ.get("XLA_FLAGS")):
         return flags
     probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True,
                            env=dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu"))
