@@ -28,8 +28,8 @@ def critic_loss(value_logits: jax.Array, slow_values: jax.Array, returns: jax.Ar
     """Mean weighted cross-entropy of the critic's logits [H, ..., bins] of states 0 .. H-1 against the
     two-hot of their `returns` [H, ...], plus `slow_regulariser` times that against the slow critic's
     values [H, ...]. `weights` [H, ...] from state_weights."""
-    to_returns = twohot.loss(value_logits, jax.lax.stop_gradient(returns), bins)
-    to_slow = twohot.loss(value_logits, jax.lax.stop_gradient(slow_values), bins)
+    to_returns = twohot.loss(value_logits, returns, bins)  # twohot.loss holds its targets constant
+    to_slow = twohot.loss(value_logits, slow_values, bins)
     return jnp.mean(weights * (to_returns + slow_regulariser * to_slow))
 
 

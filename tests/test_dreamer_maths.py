@@ -1,5 +1,6 @@
-"""Dreamer's maths against NumPy: symlog and two-hot values, lambda-returns and their percentile scale, and
-the categorical latent's KL with free nats and the dynamics/representation split."""
+"""Dreamer's maths against NumPy: symlog and two-hot values, lambda-returns and their percentile scale, the
+categorical latent's KL with free nats and the dynamics/representation split, and the actor and critic
+losses."""
 
 import jax
 import jax.numpy as jnp
