@@ -1,16 +1,19 @@
-"""PPO on an env's recipe: episode return and the env's task measure against env steps and wall-clock.
+"""A learner on an env's recipe: episode return and the env's task measure against env steps and wall-clock.
 
-Runs the recipe (configs/<env>_ppo.yaml) exactly as `jaxrl train` does, with
+Runs the recipe (configs/<env>_<algo>.yaml, PPO's unless --algo says) exactly as `jaxrl train` does, with
 the preset the machine calls for (the GPU recipe with an accelerator, the CPU
 preset without), and records every logged point, from the deterministic
 evaluations and from the training episodes. The task measure is, for
 go1-joystick, the velocity-tracking error: the mean over an episode's steps of
-|command_xy - body velocity_xy| (m/s); for the grasp envs, the success rate.
+|command_xy - body velocity_xy| (m/s); for the grasp envs, the success rate; the
+classic envs have none (the return is their measure).
 
     python -m benchmarks.learning_curve [--env go1-joystick] [--preset auto|cpu|full] [--env-steps N]
     python -m benchmarks.learning_curve --env grasp-lift-cube
+    python -m benchmarks.learning_curve --env cartpole-balance --algo dreamer
 
-Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png.
+Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png (PPO's), or
+<env>_<algo>_learning_curve_<cpu|gpu>.* for another learner.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--env", default="go1-joystick", help="go1-joystick[-rough] or grasp-*")
+    parser.add_argument("--algo", default="ppo", help="an online learner: ppo, sac or dreamer")
     parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
     parser.add_argument("--env-steps", type=int, default=None,
                         help="train.num_timesteps (default: the recipe's)")
@@ -54,13 +58,11 @@ TASK_MEASURES = {
     "go1": ("tracking_error", "lin. velocity tracking error (m/s)", tracking_error),
     "grasp": ("success", "success rate", success_rate),
 }
+NO_MEASURE = ("none", "", lambda record, prefix: None)  # the classic envs: the return says it all
 
 
 def task_measure(env_name: str):
-    family = env_name.split("-")[0]
-    if family not in TASK_MEASURES:
-        raise SystemExit(f"no task measure for {env_name}; known families: {', '.join(TASK_MEASURES)}")
-    return TASK_MEASURES[family]
+    return TASK_MEASURES.get(env_name.split("-")[0], NO_MEASURE)
 
 
 def plot(curve: list[dict], measure: tuple, title: str, png_path: Path) -> None:
@@ -69,10 +71,11 @@ def plot(curve: list[dict], measure: tuple, title: str, png_path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    rows = [("return", "episode return")] + ([measure[:2]] if measure is not NO_MEASURE else [])
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 3.5 * len(rows)), squeeze=False)
     x_axes = (("env_steps", "env steps"), ("seconds", "wall-clock seconds"))
     for column, (x_key, x_label) in enumerate(x_axes):
-        for row, (y_key, y_label) in enumerate((("return", "episode return"), measure[:2])):
+        for row, (y_key, y_label) in enumerate(rows):
             ax = axes[row, column]
             for prefix, style in (("train", "-"), ("eval", "o-")):
                 y_name = f"{prefix}_{y_key}"
@@ -103,29 +106,32 @@ def main(argv=None) -> None:
     overrides = ["train.tensorboard=false", *args.overrides]
     if args.env_steps is not None:
         overrides.append(f"train.num_timesteps={args.env_steps}")
-    cfg = config.load(args.env, "ppo", preset=preset, overrides=overrides)
+    cfg = config.load(args.env, args.algo, preset=preset, overrides=overrides)
 
     measure_key, _, read_measure = measure = task_measure(args.env)
     curve: list[dict] = []
     started = time.monotonic()
 
     def on_record(record):
-        curve.append({
+        point = {
             "env_steps": record["env_steps"], "seconds": time.monotonic() - started,
             "train_return": record.get("train/episode_return"),
             "eval_return": record.get("eval/episode_return"),
-            f"train_{measure_key}": read_measure(record, "train"),
-            f"eval_{measure_key}": read_measure(record, "eval"),
             "eval_episode_length": record.get("eval/episode_length"), "sps": record.get("time/sps"),
-        })
+        }
+        if measure is not NO_MEASURE:
+            point |= {f"{prefix}_{measure_key}": read_measure(record, prefix) for prefix in ("train", "eval")}
+        curve.append(point)
 
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(cfg, Path(run_dir) / "run", on_record=on_record)
     device = "gpu" if runtime.has_accelerator() else "cpu"
-    out = args.out or RESULTS / f"{args.env.replace('-', '_')}_learning_curve_{device}.json"
+    learner = "" if args.algo == "ppo" else f"_{args.algo}"
+    out = args.out or RESULTS / f"{args.env.replace('-', '_')}{learner}_learning_curve_{device}.json"
     evals = [p for p in curve if p["eval_return"] is not None]
     summary = {
-        "benchmark": "learning_curve", "env": args.env, "task_measure": measure_key, "preset": preset,
+        "benchmark": "learning_curve", "env": args.env, "algo": args.algo, "task_measure": measure_key,
+        "preset": preset,
         "overrides": overrides,
         "machine": describe_machine(),
         "wall_clock_seconds": time.monotonic() - started, "compile_seconds": result.compile_seconds,
@@ -138,7 +144,7 @@ def main(argv=None) -> None:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))
-    plot(curve, measure, f"PPO on {args.env} ({preset} preset, {device}): {result.steps:,} steps in "
+    plot(curve, measure, f"{args.algo} on {args.env} ({preset} preset, {device}): {result.steps:,} steps in "
                 f"{summary['wall_clock_seconds'] / 60:.1f} min", out.with_suffix(".png"))
     print(json.dumps({k: summary[k] for k in ("wall_clock_seconds", "env_steps", "steps_per_second",
                                               "first_eval", "last_eval", "best_eval_return")}, indent=1))

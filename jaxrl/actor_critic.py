@@ -5,7 +5,8 @@ continue head predicts it, that the episode is still running there, times the
 discount. The critic is a two-hot head trained towards the lambda-returns and,
 as a regulariser, towards a slow copy of itself (an exponential moving average
 of its weights). The actor follows the policy gradient of advantages divided
-by the return range (REINFORCE on its own samples), plus an entropy bonus.
+by the return range (REINFORCE on its own samples), plus an entropy bonus; or, with
+a differentiable world model and reparameterized actions, the returns' own gradient.
 """
 
 from __future__ import annotations
@@ -39,3 +40,11 @@ def actor_loss(log_probs: jax.Array, entropies: jax.Array, returns: jax.Array, v
     advantage (returns - values) / scale held constant: the score-function gradient of the return."""
     advantages = jax.lax.stop_gradient((returns - values) / scale)
     return -jnp.mean(weights * (advantages * log_probs + entropy_cost * entropies))
+
+
+def backprop_actor_loss(returns: jax.Array, entropies: jax.Array, scale: jax.Array, weights: jax.Array,
+                        entropy_cost: float) -> jax.Array:
+    """Mean weighted -(return / scale + entropy_cost entropy) over states 0 .. H-1 [H, ...]: the actor
+    climbs the returns by their gradient through the imagined states (reparameterized actions, a
+    differentiable world model), as DreamerV3's first release does for continuous actions."""
+    return -jnp.mean(weights * (returns / scale + entropy_cost * entropies))

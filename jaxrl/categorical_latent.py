@@ -33,6 +33,13 @@ def sample(key: jax.Array, logits: jax.Array, unimix: float) -> jax.Array:
     return one_hot + probs - jax.lax.stop_gradient(probs)
 
 
+def mode(logits: jax.Array) -> jax.Array:
+    """The most likely class of each variable, one-hot [..., stoch, classes]: the deterministic state a
+    policy filters without a key (evaluation, export). Written without distrax, which cannot be traced
+    with a symbolic batch size (ONNX export)."""
+    return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=logits.dtype)
+
+
 def kl_losses(posterior_logits: jax.Array, prior_logits: jax.Array, unimix: float,
               free_nats: float) -> tuple[jax.Array, jax.Array]:
     """(dynamics loss, representation loss) [...]: KL(posterior || prior) summed over the variables, with

@@ -1,6 +1,6 @@
 """Action distributions on distrax.
 
-Policies act in [-1, 1] through a tanh squash. The learner keeps the
+TanhNormal (PPO, SAC) acts in [-1, 1] through a tanh squash. The learner keeps the
 *pre-tanh* sample: log-probabilities of a squashed action near +-1 would need
 atanh of it, which loses all precision there.
 """
@@ -55,3 +55,37 @@ class TanhNormal:
 
 def squash(pre_tanh: jax.Array) -> jax.Array:
     return jnp.tanh(pre_tanh)
+
+
+class BoundedNormal:
+    """A diagonal Gaussian whose mean is tanh-bounded to [-1, 1] and whose std lies in [min_std, max_std]
+    (Dreamer's actor). Samples are not squashed: its log-probability and entropy stay exact, and the
+    caller clips a sample to [-1, 1] where an env or a world model takes it."""
+
+    def __init__(self, loc: jax.Array, scale: jax.Array):
+        self.loc, self.scale = loc, scale
+
+    @classmethod
+    def from_network_output(cls, output: jax.Array, min_std: float = 0.1,
+                            max_std: float = 1.0) -> BoundedNormal:
+        """Split [..., 2 * action] into the mean's and the std's pre-activations; the std starts near
+        max_std (its sigmoid is shifted by +2)."""
+        raw_loc, raw_scale = jnp.split(output, 2, axis=-1)
+        return cls(jnp.tanh(raw_loc), (max_std - min_std) * jax.nn.sigmoid(raw_scale + 2.0) + min_std)
+
+    @functools.cached_property
+    def base(self) -> distrax.MultivariateNormalDiag:
+        return distrax.MultivariateNormalDiag(self.loc, self.scale)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return self.base.sample(seed=key)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        return self.base.log_prob(action)
+
+    def entropy(self) -> jax.Array:
+        return self.base.entropy()
+
+    def mode(self) -> jax.Array:
+        """The deterministic action: the mean, already in [-1, 1]."""
+        return self.loc

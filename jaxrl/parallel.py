@@ -4,8 +4,9 @@ A run's devices form a `jax.sharding.Mesh` with two axes, "population" and
 "envs" (of `train.population_devices` and the remaining devices). A
 population's members (jaxrl.population) are split over the first, so 8 GPUs
 can train 8 seeds, one each, or one seed 8 times wider. The env batch is split
-over the second: every leaf of a TrainState's `env_state` along its
-leading [num_envs] axis, and a replay buffer along the env axis of its slots
+over the second: every leaf of a TrainState's `env_state` (and of the
+`policy_memory` a policy with memory keeps per env) along its leading
+[num_envs] axis, and a replay buffer along the env axis of its slots
 (jaxrl.replay), so each device keeps the transitions its envs collected.
 Everything else (parameters, optimizer state, normalizer, keys, counters) is
 replicated. The train loop compiles its programs with these shardings under
@@ -39,6 +40,9 @@ from jaxrl.replay import ReplayBuffer
 
 POPULATION = "population"  # the mesh axis a population's members are split over
 ENVS = "envs"  # the mesh axis the env batch is split over
+# TrainState fields whose leaves have a leading [num_envs] axis: the envs' states, and the memory a
+# learner's policy keeps of each training env (Dreamer's latent states).
+PER_ENV_FIELDS = ("env_state", "policy_memory")
 # What initialize_distributed reads when no cluster manager (SLURM, Open MPI, a TPU pod) describes the job.
 COORDINATOR_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -121,11 +125,11 @@ def _run_specs(state):
         return PartitionSpec()
 
     specs = jax.tree.map(spec, state, is_leaf=lambda node: isinstance(node, ReplayBuffer))
-    if hasattr(state, "env_state"):
-        # Empty leaves (mjx.Data has some) replicated: XLA makes them constants and drops their sharding.
-        specs = specs.replace(env_state=jax.tree.map(
-            lambda x: PartitionSpec(ENVS) if math.prod(x.shape) else PartitionSpec(), state.env_state))
-    return specs
+    # Empty leaves (mjx.Data has some) replicated: XLA makes them constants and drops their sharding.
+    per_env = {field: jax.tree.map(lambda x: PartitionSpec(ENVS) if math.prod(x.shape) else PartitionSpec(),
+                                   getattr(state, field))
+               for field in PER_ENV_FIELDS if hasattr(state, field)}
+    return specs.replace(**per_env) if per_env else specs
 
 
 def replicated(tree, mesh: Mesh):

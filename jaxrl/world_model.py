@@ -36,6 +36,19 @@ class Latent(NamedTuple):
         return jnp.concatenate([self.deter, self.stoch.reshape(*self.stoch.shape[:-2], -1)], axis=-1)
 
 
+class RMSNorm(nn.Module):
+    """x / rms(x) over the last axis, times a learned scale: flax's nn.RMSNorm (same parameter), written
+    out because jax2onnx 0.17 turns flax's into an opset-18 ReduceMean and `jaxrl export` writes opset 17."""
+
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        mean_square = jnp.sum(jnp.square(x), axis=-1, keepdims=True) / x.shape[-1]
+        return x * jax.lax.rsqrt(mean_square + self.epsilon) * scale
+
+
 class NormDense(nn.Module):
     """Dense -> RMSNorm -> SiLU."""
 
@@ -43,7 +56,7 @@ class NormDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return nn.silu(nn.RMSNorm()(nn.Dense(self.size, use_bias=False)(x)))
+        return nn.silu(RMSNorm()(nn.Dense(self.size, use_bias=False)(x)))
 
 
 class NormMLP(nn.Module):
@@ -69,7 +82,7 @@ class NormGRUCell(nn.Module):
 
     @nn.compact
     def __call__(self, state: jax.Array, x: jax.Array) -> jax.Array:
-        gates = nn.RMSNorm()(nn.Dense(3 * self.size, use_bias=False)(jnp.concatenate([x, state], -1)))
+        gates = RMSNorm()(nn.Dense(3 * self.size, use_bias=False)(jnp.concatenate([x, state], -1)))
         reset, candidate, update = jnp.split(gates, 3, axis=-1)
         reset = nn.sigmoid(reset)
         candidate = jnp.tanh(reset * candidate)
@@ -97,24 +110,32 @@ class RSSM(nn.Module):
     def _logits(self, net: nn.Module, x: jax.Array) -> jax.Array:
         return net(x).reshape(*x.shape[:-1], self.stoch, self.classes)
 
-    def imagine_step(self, latent: Latent, action: jax.Array, key: jax.Array) -> tuple[Latent, jax.Array]:
-        """The next latent state from the prior, and the prior's logits [..., stoch, classes]."""
+    def _draw(self, key: jax.Array | None, logits: jax.Array) -> jax.Array:
+        """A straight-through sample of `logits`, or without a key their mode."""
+        if key is None:
+            return categorical_latent.mode(logits)
+        return categorical_latent.sample(key, logits, self.unimix)
+
+    def imagine_step(self, latent: Latent, action: jax.Array,
+                     key: jax.Array | None) -> tuple[Latent, jax.Array]:
+        """The next latent state from the prior (its mode without a key), and the prior's logits
+        [..., stoch, classes]."""
         flat_stoch = latent.stoch.reshape(*latent.stoch.shape[:-2], -1)
         deter = self.gru(latent.deter, self.gru_input(jnp.concatenate([flat_stoch, action], -1)))
         logits = self._logits(self.prior_net, deter)
-        return Latent(deter, categorical_latent.sample(key, logits, self.unimix)), logits
+        return Latent(deter, self._draw(key, logits)), logits
 
     def observe_step(self, latent: Latent, action: jax.Array, embed: jax.Array, is_first: jax.Array,
-                     key: jax.Array) -> tuple[Latent, jax.Array, jax.Array]:
+                     key: jax.Array | None) -> tuple[Latent, jax.Array, jax.Array]:
         """(posterior latent state, prior logits, posterior logits) of a step that saw `embed`; where
-        `is_first`, from the zero state and a zero action."""
+        `is_first`, from the zero state and a zero action. Without a key, the modes instead of samples."""
         keep = (1.0 - is_first.astype(action.dtype))[..., None]
         latent = Latent(latent.deter * keep, latent.stoch * keep[..., None])
-        prior_key, posterior_key = jax.random.split(key)
+        prior_key, posterior_key = (None, None) if key is None else jax.random.split(key)
         prior, prior_logits = self.imagine_step(latent, action * keep, prior_key)
         posterior_logits = self._logits(self.posterior_net, jnp.concatenate([prior.deter, embed], -1))
-        stoch = categorical_latent.sample(posterior_key, posterior_logits, self.unimix)
-        return Latent(prior.deter, stoch), prior_logits, posterior_logits
+        posterior = Latent(prior.deter, self._draw(posterior_key, posterior_logits))
+        return posterior, prior_logits, posterior_logits
 
     def __call__(self, latent: Latent, action: jax.Array, embed: jax.Array, is_first: jax.Array,
                  key: jax.Array):
@@ -196,7 +217,11 @@ class WorldModel(nn.Module):
 
     def heads(self, features: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(decoded symlog observation, reward logits [..., num_bins], continue logit [...])."""
-        return self.decoder(features), self.reward_head(features), self.continue_head(features)[..., 0]
+        return (self.decoder(features), *self.reward_and_continue(features))
+
+    def reward_and_continue(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(reward logits [..., num_bins], continue logit [...]): what imagination needs of the heads."""
+        return self.reward_head(features), self.continue_head(features)[..., 0]
 
     def __call__(self, latent: Latent, action: jax.Array, obs: jax.Array, is_first: jax.Array,
                  key: jax.Array):

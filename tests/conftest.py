@@ -147,12 +147,16 @@ def small_run(tiny_config, tmp_path_factory):
     return get
 
 
-def jaxrl_process(*words: str, timeout: float = 900) -> str:
+def jaxrl_process(*words: str, timeout: float = 900, toy_env: tuple[str, str] | None = None) -> str:
     """What `jaxrl WORDS` prints, run as a user runs it: in a process of its own, compiled with
-    LEARNING_XLA_FLAGS. The command must succeed."""
-    done = subprocess.run([sys.executable, "-m", "jaxrl.cli", *words], capture_output=True, text=True,
-                          env=dict(os.environ, XLA_FLAGS=LEARNING_XLA_FLAGS), timeout=timeout)
+    LEARNING_XLA_FLAGS. `toy_env` (name, class of tests/toy_envs.py) registers that env in it first.
+    The command must succeed."""
+    program = ["-m", "jaxrl.cli"] if toy_env is None else ["-c", (
+        "import sys, toy_envs; from jaxrl import cli; toy_envs.register_in_process(*sys.argv[1:3]); "
+        "sys.exit(cli.main(sys.argv[3:]))"), *toy_env]
+    done = subprocess.run([sys.executable, *program, *words], capture_output=True, text=True,
+                          cwd=os.path.dirname(__file__), timeout=timeout,
+                          env=dict(os.environ, XLA_FLAGS=LEARNING_XLA_FLAGS))
     assert done.returncode == 0, (f"jaxrl {' '.join(words)} exited {done.returncode}:\n"
                                   f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return done.stdout
-

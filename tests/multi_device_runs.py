@@ -17,25 +17,28 @@ import sys
 from pathlib import Path
 
 import toy_envs
-from tiny_runs import TINY_CARTPOLE_PPO
+from tiny_runs import TINY_CARTPOLE_PPO, TINY_DREAMER
 
-from envs_mjx import registry
-
-registry._ENVS["step-counter"] = registry.EnvSpec(toy_envs.__name__, "StepCounter", "StepCounterConfig",
-                                                  "a step counter (tests)")
+toy_envs.register_in_process("step-counter", "StepCounter")
 
 COMMON = ["train.iterations_per_call=2", "train.num_timesteps=1024", "train.eval_every=512",
           "train.checkpoint_every=512", "train.num_eval_envs=8", "train.tensorboard=false",
-          "algo.num_envs=16", "algo.policy_hidden_layer_sizes=[16,16]"]
+          "algo.num_envs=16"]
+SMALL_ACTOR = ["algo.policy_hidden_layer_sizes=[16,16]"]
 # (env, algo, overrides) of each run compared. A toy env compiles in seconds; cartpole puts MJX's physics
 # (its solver's while_loop over a batch split between devices) under the partitioner.
 RUNS = {
-    "ppo-toy": ("step-counter", "ppo", ["algo.unroll_length=8", "algo.num_minibatches=2",
-                                        "algo.value_hidden_layer_sizes=[16,16]"]),
-    "sac-toy": ("step-counter", "sac", ["algo.unroll_length=2", "algo.replay_capacity=1024",
-                                        "algo.min_replay_size=64", "algo.batch_size=32",
-                                        "algo.grad_updates_per_step=2", "algo.q_hidden_layer_sizes=[16,16]",
-                                        "train.eval_every=256"]),
+    "ppo-toy": ("step-counter", "ppo", SMALL_ACTOR + ["algo.unroll_length=8", "algo.num_minibatches=2",
+                                                      "algo.value_hidden_layer_sizes=[16,16]"]),
+    "sac-toy": ("step-counter", "sac", SMALL_ACTOR + ["algo.unroll_length=2", "algo.replay_capacity=1024",
+                                                      "algo.min_replay_size=64", "algo.batch_size=32",
+                                                      "algo.grad_updates_per_step=2",
+                                                      "algo.q_hidden_layer_sizes=[16,16]",
+                                                      "train.eval_every=256"]),
+    # The latent states of the policy's memory split with the envs; chunks drawn from replay columns.
+    "dreamer-toy": ("step-counter", "dreamer", TINY_DREAMER + [
+        "algo.num_envs=16", "algo.min_replay_size=128", "algo.replay_capacity=512",
+        "train.num_timesteps=512", "train.eval_every=256", "train.checkpoint_every=256"]),
 }
 ON_FOUR_ONLY = {"ppo-cartpole": ("cartpole-balance", "ppo", TINY_CARTPOLE_PPO)}
 HALF = ["train.num_timesteps=512"]  # where a resumed run's first part stops

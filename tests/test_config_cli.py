@@ -159,3 +159,11 @@ def test_checkpoint_is_best_latest_or_steps_everywhere(command, tmp_path, capsys
         cli.main([command[0], "--help"])
     helped = " ".join(capsys.readouterr().out.split())
     assert "best|latest|STEP" in helped and "gradient steps for runs of bc and diffusion" in helped
+
+
+@pytest.mark.parametrize("recipe", config.list_recipes(), ids=lambda path: path.stem)
+@pytest.mark.parametrize("preset", ["full", "cpu"])
+def test_every_recipe_loads_and_passes_its_learners_checks_in_both_presets(recipe, preset):
+    from_demos = recipe.stem.endswith(("_bc", "_diffusion"))  # they name their data on the command line
+    cfg = config.load(None, None, recipe, preset=preset, overrides=["data=demos.hdf5"] if from_demos else [])
+    assert config.default_recipe(cfg.env_name, cfg.algo_name) == recipe

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxrl import actor_critic, categorical_latent, twohot
+from jaxrl.distributions import BoundedNormal
 from jaxrl.imagined_returns import ReturnRange, lambda_returns
 
 BINS = twohot.symexp_bins()
@@ -181,3 +182,30 @@ def test_the_actor_raises_the_chance_of_actions_better_than_the_critic_expects()
     np.testing.assert_allclose(d_log_prob, [[-0.5, 0.25]])  # -(advantage / scale) / 2 states
     np.testing.assert_allclose(d_entropy, [[-0.05, -0.05]])  # more entropy lowers the loss
     assert np.all(d_returns == 0) and np.all(d_values == 0)  # the critic is not trained through the actor
+
+
+def test_the_mode_is_the_one_hot_of_each_variables_largest_logit():
+    logits = jnp.asarray([[[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]]])
+    np.testing.assert_array_equal(categorical_latent.mode(logits), [[[0, 1, 0], [1, 0, 0]]])
+
+
+def test_the_backprop_actor_loss_climbs_the_scaled_returns_and_the_entropy():
+    returns, entropies = jnp.asarray([[2.0, 4.0], [1.0, 0.0]]), jnp.asarray([[0.5, 0.5], [1.0, 2.0]])
+    weights, scale, cost = jnp.asarray([[1.0, 1.0], [0.5, 0.25]]), jnp.asarray(2.0), 0.1
+    want = -np.mean(np.asarray(weights) * (np.asarray(returns) / 2.0 + cost * np.asarray(entropies)))
+    loss = actor_critic.backprop_actor_loss(returns, entropies, scale, weights, cost)
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    grad = jax.grad(actor_critic.backprop_actor_loss)(returns, entropies, scale, weights, cost)
+    np.testing.assert_allclose(grad, -np.asarray(weights) / scale / returns.size, rtol=1e-6)
+
+
+def test_the_bounded_normal_keeps_its_mean_in_the_action_range_and_its_std_in_bounds():
+    output = jnp.asarray([[-50.0, 0.0, 50.0, -50.0, 0.0, 50.0]])  # 3 means' then 3 stds' pre-activations
+    dist = BoundedNormal.from_network_output(output, min_std=0.1, max_std=1.0)
+    np.testing.assert_allclose(dist.mode(), [[-1.0, 0.0, 1.0]], atol=1e-6)
+    np.testing.assert_allclose(dist.scale, [[0.1, 0.1 + 0.9 * jax.nn.sigmoid(2.0), 1.0]], rtol=1e-6)
+    gaussian_entropy = np.sum(0.5 * np.log(2 * np.pi * np.e * np.asarray(dist.scale) ** 2))
+    np.testing.assert_allclose(dist.entropy(), [gaussian_entropy], rtol=1e-5)
+    sample = dist.sample(jax.random.PRNGKey(0))
+    want = np.sum(-0.5 * ((sample - dist.loc) / dist.scale) ** 2 - np.log(dist.scale * np.sqrt(2 * np.pi)))
+    np.testing.assert_allclose(dist.log_prob(sample), [want], rtol=1e-5)

@@ -112,3 +112,19 @@ def test_registry_errors_name_the_closest_env_and_field():
     with pytest.raises(TypeError, match="did you mean 'episode_length'"):
         envs_mjx.make("cartpole-balance", episode_lenght=10)
     assert envs_mjx.make("pendulum-swingup", episode_length=7).config.episode_length == 7
+
+
+@pytest.mark.parametrize("name", ["cartpole-balance", "pendulum-swingup"])
+def test_a_classic_control_step_of_k_physics_steps_holds_the_action_and_earns_k_times_the_rate(name):
+    fine, coarse = envs_mjx.make(name), envs_mjx.make(name, physics_steps=4)
+    assert coarse.dt == pytest.approx(4 * fine.dt)
+    state = jax.jit(fine.reset)(jax.random.PRNGKey(2))
+    fine_step, action = jax.jit(fine.step), jnp.full(fine.action_size, 0.7, jnp.float32)
+    held = state
+    for _ in range(4):
+        held = fine_step(held, action)
+    coarse_step = jax.jit(coarse.step)(state, action)
+    np.testing.assert_allclose(coarse_step.obs, held.obs, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(coarse_step.reward, 4 * held.reward, rtol=1e-6)
+    with pytest.raises(ValueError, match="physics_steps must be >= 1"):
+        envs_mjx.make(name, physics_steps=0)

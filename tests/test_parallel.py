@@ -45,7 +45,7 @@ def assert_trained(records: list[dict]) -> None:
     assert len(records) > 2 and any(loss for loss in losses)
 
 
-@pytest.mark.parametrize("name", ["ppo-toy", "sac-toy"])
+@pytest.mark.parametrize("name", ["ppo-toy", "sac-toy", "dreamer-toy"])
 def test_a_run_on_4_devices_gives_the_numbers_of_1_device(runs, name):
     records, _ = runs
     assert_trained(records[f"{name}/1"])

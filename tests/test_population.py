@@ -12,7 +12,7 @@ import toy_envs
 from conftest import assert_same_records, with_algo, with_train
 from rich.console import Console
 from test_demos import cartpole_demo_file, cartpole_offline_config
-from tiny_runs import TINY_CARTPOLE_PPO
+from tiny_runs import TINY_CARTPOLE_PPO, TINY_DREAMER
 
 from jaxrl import cli, config
 from jaxrl.logger import read_metrics
@@ -30,6 +30,13 @@ TOY_SAC = ["train.iterations_per_call=2", "train.num_timesteps=256", "train.eval
            "algo.num_envs=8", "algo.unroll_length=2", "algo.replay_capacity=512", "algo.min_replay_size=32",
            "algo.batch_size=16", "algo.grad_updates_per_step=2", "algo.policy_hidden_layer_sizes=[16,16]",
            "algo.q_hidden_layer_sizes=[16,16]"]
+# The actor learns by reinforce here: with backprop its first gradients come back through two-hot decodes
+# over bins up to 5e8 whose terms cancel to 1e-5 of their size, so float rounding (the order of a vmapped
+# sum) moves them by a few % (the losses still agree to 1e-6); the population's machinery is the same.
+TOY_DREAMER = ["train.iterations_per_call=2", "train.num_timesteps=256", "train.eval_every=128",
+               "train.checkpoint_every=256", "train.num_eval_envs=4", "train.tensorboard=false",
+               *TINY_DREAMER, "algo.actor_grad=reinforce"]
+TOY_ONLINE = {"sac": TOY_SAC, "dreamer": TOY_DREAMER}
 # 2 seeds at each of 4 points; the last setting varies fastest, so members 2, 3, 6 and 7 (reward_scaling
 # inf) diverge at their first update.
 SWEEP = ["train.num_seeds=2", "sweep.learning_rate=[3e-4,1e-3]", "sweep.reward_scaling=[1.0,inf]"]
@@ -80,25 +87,31 @@ def test_a_member_trains_as_the_separate_run_of_its_seed_and_settings(toy, popul
 
 @pytest.fixture(scope="module")
 def learner_config(toy, tmp_path_factory):
-    """learner_config(algo, *overrides): a run of SAC on the toy env, or of an offline learner on random
-    cartpole demos, small enough to train in seconds."""
+    """learner_config(algo, *overrides): a run of SAC or Dreamer on the toy env, or of an offline learner
+    on random cartpole demos, small enough to train in seconds."""
     data = cartpole_demo_file(tmp_path_factory.mktemp("demos") / "cartpole.hdf5")
 
     def load(algo: str, *overrides: str) -> config.RunConfig:
-        if algo == "sac":
-            return config.load("step-counter", "sac", overrides=TOY_SAC + list(overrides), preset="cpu")
+        if algo in TOY_ONLINE:
+            return config.load("step-counter", algo, overrides=TOY_ONLINE[algo] + list(overrides),
+                               preset="cpu")
         return cartpole_offline_config(algo, data, *overrides)
 
     return load
 
 
-@pytest.mark.parametrize("algo", ["sac", "bc", "diffusion"])
+# A learning rate each learner sweeps, and two values of it.
+SWEPT_RATES = {"sac": ("learning_rate", (3e-4, 1e-3)), "dreamer": ("actor_lr", (3e-5, 1e-4)),
+               "bc": ("learning_rate", (1e-3, 3e-3)), "diffusion": ("learning_rate", (1e-4, 1e-3))}
+
+
+@pytest.mark.parametrize("algo", list(SWEPT_RATES))
 def test_every_learner_trains_a_member_as_the_separate_run_of_its_seed_and_settings(learner_config, tmp_path,
                                                                                    algo):
-    rates = {"sac": (3e-4, 1e-3), "bc": (1e-3, 3e-3), "diffusion": (1e-4, 1e-3)}[algo]
-    sweep = ["train.num_seeds=2", f"sweep.learning_rate=[{rates[0]},{rates[1]}]"]
+    setting, rates = SWEPT_RATES[algo]
+    sweep = ["train.num_seeds=2", f"sweep.{setting}=[{rates[0]},{rates[1]}]"]
     population = train(learner_config(algo, *sweep), tmp_path / "population")
-    separate = train(with_algo(with_train(learner_config(algo), seed=1), learning_rate=rates[1]),
+    separate = train(with_algo(with_train(learner_config(algo), seed=1), **{setting: rates[1]}),
                      tmp_path / "separate")
     assert population.status == separate.status == "finished"
     want = learned(read_metrics(separate.run_dir / "metrics.jsonl"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import jaxrl_process
 from jax.flatten_util import ravel_pytree
-from toy_envs import NoPhysics
+from toy_envs import CountingEnv, NoPhysics
 
 import envs_mjx
 from envs_mjx.core import Env, State
@@ -18,25 +18,6 @@ from jaxrl.algos import sac
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.logger import read_metrics
 from jaxrl.train import train
-
-
-class CountingEnv(Env):
-    """obs = [steps taken, horizon]; the episode terminates when the count reaches its horizon,
-    drawn per episode from {3, 100}: with a time limit of 6, some episodes end by termination
-    and the others by truncation."""
-
-    action_size = 1
-    dt = 0.01
-
-    def reset(self, key):
-        horizon = jnp.where(jax.random.bernoulli(key), 3.0, 100.0)
-        return State(data=NoPhysics(jnp.zeros(())), obs=jnp.stack([0.0, horizon]), reward=jnp.zeros(()),
-                     done=jnp.zeros(()))
-
-    def step(self, state, action):
-        count = state.obs[0] + 1.0
-        return state.replace(obs=jnp.stack([count, state.obs[1]]), reward=count,
-                             done=(count >= state.obs[1]).astype(jnp.float32))
 
 
 def test_transitions_store_termination_apart_from_truncation_with_the_true_successor():

@@ -3,6 +3,7 @@ categorical samples, the zero-initialised reward head; the world model's losses 
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +11,16 @@ import optax
 import pytest
 
 from jaxrl import twohot
-from jaxrl.world_model import RSSM, NormMLP, WorldModel, WorldModelConfig, imagine, observe, world_model_loss
+from jaxrl.world_model import (
+    RSSM,
+    NormMLP,
+    RMSNorm,
+    WorldModel,
+    WorldModelConfig,
+    imagine,
+    observe,
+    world_model_loss,
+)
 
 T, BATCH, EMBED, ACTION = 6, 3, 5, 2
 RSSM_SMALL = RSSM(deter=16, hidden=8, stoch=4, classes=3)
@@ -140,3 +150,11 @@ def test_the_world_models_losses_fall_on_recorded_data():
     for name in ("reconstruction", "reward", "continue"):
         assert last[f"loss/{name}"] < 0.5 * first[f"loss/{name}"], (name, first, last)
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+def test_rms_norm_is_flaxs_with_the_same_parameter():
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 7))
+    ours = RMSNorm()
+    params = ours.init(jax.random.PRNGKey(1), x)
+    params = jax.tree.map(lambda p: p * 1.5, params)  # a scale that is not all ones
+    np.testing.assert_allclose(ours.apply(params, x), nn.RMSNorm().apply(params, x), rtol=1e-5, atol=1e-6)

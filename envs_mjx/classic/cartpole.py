@@ -1,7 +1,8 @@
 """Cart-pole balance: keep a pole upright on a cart, centred, with little effort.
 
-The reward is a product of four terms in [0, 1], so a perfect step earns 1 and
-a perfect 1,000-step episode earns 1,000.
+The reward is a product of four terms in [0, 1] per physics step of 0.01 s, so
+a perfect 10 s episode earns 1,000 at any control rate (`physics_steps`:
+envs_mjx.classic.ClassicConfig).
 """
 
 import dataclasses
@@ -9,13 +10,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
+from envs_mjx.classic import ClassicConfig
+from envs_mjx.core import ASSETS, MjxEnv, State, array_module
 from envs_mjx.rewards import tolerance
 
 
 @dataclasses.dataclass(frozen=True)
-class CartpoleConfig(EnvConfig):
-    episode_length: int = 1000  # control steps of 0.01 s: 10 s episodes
+class CartpoleConfig(ClassicConfig):
+    episode_length: int = 1000  # control steps: 10 s episodes at physics_steps 1 (of 0.01 s)
     cart_init_range: float = 0.1  # initial cart position ~ U(-r, r), metres
     pole_init_range: float = 0.034  # initial pole angle ~ U(-r, r), radians from upright
     init_velocity_std: float = 0.01  # std of the initial joint velocities
@@ -25,7 +27,7 @@ class CartpoleBalance(MjxEnv):
     render_camera = "side"  # the MJCF camera videos use
 
     def __init__(self, config: CartpoleConfig = CartpoleConfig()):
-        super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=1)
+        super().__init__(ASSETS / "classic" / "cartpole.xml", config, n_substeps=config.substeps())
 
     @property
     def state_layout(self) -> tuple[tuple[str, int], ...]:
@@ -59,7 +61,7 @@ class CartpoleBalance(MjxEnv):
         return xp.stack([cart, xp.cos(angle), xp.sin(angle), data.qvel[0], data.qvel[1]])
 
     def reward(self, data, ctrl) -> tuple[jax.Array, dict]:
-        """(the product of the terms, the terms)."""
+        """(the product of the terms times the physics steps of a control step, the terms)."""
         xp = array_module(data.qpos)
         cart, angle = data.qpos
         terms = {
@@ -69,4 +71,5 @@ class CartpoleBalance(MjxEnv):
                                               value_at_margin=0.0)) / 5.0,
             "small_velocity": (1.0 + tolerance(data.qvel[1], margin=5.0)) / 2.0,
         }
-        return terms["upright"] * terms["centered"] * terms["small_control"] * terms["small_velocity"], terms
+        product = terms["upright"] * terms["centered"] * terms["small_control"] * terms["small_velocity"]
+        return self.n_substeps * product, terms

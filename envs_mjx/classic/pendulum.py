@@ -1,6 +1,7 @@
 """Pendulum swing-up: pump a torque-limited pendulum up and hold it there.
 
-Reward 1 while the pole is within 30 degrees of upright, else 0: a sparse
+Reward 1 per physics step of 0.02 s while the pole is within 30 degrees of
+upright, else 0 (`physics_steps`: envs_mjx.classic.ClassicConfig): a sparse
 task, harder than cart-pole, for testing exploration.
 """
 
@@ -9,22 +10,23 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
+from envs_mjx.classic import ClassicConfig
+from envs_mjx.core import ASSETS, MjxEnv, State, array_module
 from envs_mjx.rewards import tolerance
 
 _UPRIGHT_COS = float(jnp.cos(jnp.deg2rad(30.0)))
 
 
 @dataclasses.dataclass(frozen=True)
-class PendulumConfig(EnvConfig):
-    episode_length: int = 1000  # control steps of 0.02 s: 20 s episodes
+class PendulumConfig(ClassicConfig):
+    episode_length: int = 1000  # control steps: 20 s episodes at physics_steps 1 (of 0.02 s)
 
 
 class PendulumSwingup(MjxEnv):
     render_camera = "side"  # the MJCF camera videos use
 
     def __init__(self, config: PendulumConfig = PendulumConfig()):
-        super().__init__(ASSETS / "classic" / "pendulum.xml", config, n_substeps=1)
+        super().__init__(ASSETS / "classic" / "pendulum.xml", config, n_substeps=config.substeps())
 
     @property
     def state_layout(self) -> tuple[tuple[str, int], ...]:
@@ -51,6 +53,6 @@ class PendulumSwingup(MjxEnv):
         return xp.stack([xp.cos(angle), xp.sin(angle), data.qvel[0]])
 
     def reward(self, data, ctrl) -> tuple[jax.Array, dict]:
-        """1 while the pole is within 30 degrees of upright (the one term, "upright")."""
+        """physics_steps while the pole is within 30 degrees of upright, else 0; the term "upright" 1 or 0."""
         upright = tolerance(array_module(data.qpos).cos(data.qpos[0]), lower=_UPRIGHT_COS, upper=1.0)
-        return upright, {"upright": upright}
+        return self.n_substeps * upright, {"upright": upright}

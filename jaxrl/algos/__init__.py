@@ -30,7 +30,10 @@ steps; they add and change:
 
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
-finished episodes as metrics "episode_sum/<name>" and "episode_count".
+finished episodes as metrics "episode_sum/<name>" and "episode_count". Its
+`env_state`, and the `policy_memory` an online learner with memory (Dreamer)
+keeps of each training env, have a leading [num_envs] axis that a run splits
+over its devices (jaxrl.parallel).
 
 `export_policy`'s fn must trace with a symbolic batch size (jax2onnx): no
 Python branching on shapes, no library that reads concrete shapes (distrax
@@ -74,6 +77,7 @@ from types import ModuleType
 _ALGORITHMS = {
     "ppo": ("jaxrl.algos.ppo", "on-policy PPO with GAE, clipped surrogate, observation normalization"),
     "sac": ("jaxrl.algos.sac", "off-policy SAC: twin critics, automatic temperature, replay on the device"),
+    "dreamer": ("jaxrl.algos.dreamer", "Dreamer: RSSM world model; actor and critic learn in imagination"),
     "bc": ("jaxrl.algos.bc", "behavioural cloning from HDF5 demonstrations: MLP or LSTM, MSE or NLL, chunks"),
     "diffusion": ("jaxrl.algos.diffusion", "diffusion policy from HDF5 demonstrations: U-Net, DDIM chunks"),
 }
