@@ -33,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--env", default="go1-joystick", help="go1-joystick[-rough] or grasp-*")
     parser.add_argument("--algo", default="ppo", help="an online learner: ppo, sac or dreamer")
+    parser.add_argument("--recipe", type=Path, default=None,
+                        help="a recipe file, instead of --env and --algo's own "
+                             "(e.g. configs/cartpole_balance_pixels_dreamer.yaml)")
     parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
     parser.add_argument("--env-steps", type=int, default=None,
                         help="train.num_timesteps (default: the recipe's)")
@@ -106,7 +109,11 @@ def main(argv=None) -> None:
     overrides = ["train.tensorboard=false", *args.overrides]
     if args.env_steps is not None:
         overrides.append(f"train.num_timesteps={args.env_steps}")
-    cfg = config.load(args.env, args.algo, preset=preset, overrides=overrides)
+    if args.recipe is not None:
+        cfg = config.load(None, None, recipe=args.recipe, preset=preset, overrides=overrides)
+        args.env, args.algo = cfg.env_name, cfg.algo_name
+    else:
+        cfg = config.load(args.env, args.algo, preset=preset, overrides=overrides)
 
     measure_key, _, read_measure = measure = task_measure(args.env)
     curve: list[dict] = []
@@ -127,7 +134,8 @@ def main(argv=None) -> None:
         result = train(cfg, Path(run_dir) / "run", on_record=on_record)
     device = "gpu" if runtime.has_accelerator() else "cpu"
     learner = "" if args.algo == "ppo" else f"_{args.algo}"
-    out = args.out or RESULTS / f"{args.env.replace('-', '_')}{learner}_learning_curve_{device}.json"
+    name = args.recipe.stem if args.recipe is not None else f"{args.env.replace('-', '_')}{learner}"
+    out = args.out or RESULTS / f"{name}_learning_curve_{device}.json"
     evals = [p for p in curve if p["eval_return"] is not None]
     summary = {
         "benchmark": "learning_curve", "env": args.env, "algo": args.algo, "task_measure": measure_key,
@@ -140,7 +148,8 @@ def main(argv=None) -> None:
         "first_eval": evals[0] if evals else None, "last_eval": evals[-1] if evals else None,
         "best_eval_return": max((p["eval_return"] for p in evals), default=None),
         "curve": curve,
-        "config": config.as_dict(cfg.algo) | {"train": config.as_dict(cfg.train)},
+        "config": config.as_dict(cfg.algo) | {"train": config.as_dict(cfg.train),
+                                              "env": config.as_dict(cfg.env)},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1))

@@ -1,16 +1,23 @@
-"""Env steps each learner needs to reach a return threshold: SAC against PPO on pendulum-swingup.
+"""Env steps each learner needs to reach a return threshold on pendulum-swingup: SAC, PPO and Dreamer.
 
-Sample efficiency, the reason to use an off-policy learner: each run trains with
-`jaxrl train`'s own loop, evaluating the deterministic policy every
-`--eval-every` env steps, and records the first evaluation at or above the
-threshold. A learner that never gets there within `--budget` env steps is
-recorded as not reaching it (its count is then a lower bound). SAC trains with
-its recipe's CPU preset (configs/pendulum_swingup_sac.yaml); PPO with the
-cartpole recipe's CPU settings (no pendulum recipe of its own), at the same
-episode length.
+Sample efficiency, the reason to use an off-policy or a model-based learner:
+each run trains with `jaxrl train`'s own loop, evaluating the deterministic
+policy every `--eval-every` env steps of its learner, and records the first
+evaluation at or above the threshold. A learner that never gets there within
+its budget is recorded as not reaching it (its count is then a lower bound).
+SAC and Dreamer train with their recipes' CPU presets
+(configs/pendulum_swingup_{sac,dreamer}.yaml); PPO with the cartpole recipe's
+CPU settings (no pendulum recipe of its own), at the same episode length.
+Dreamer's recipe controls at 25 Hz (two physics steps an env step), the others
+at 50 Hz: each learner's record holds its seconds per env step, so counts
+convert to simulated time.
 
-    python -m benchmarks.steps_to_threshold                    # seeds 0 1 2
-    python -m benchmarks.steps_to_threshold --seeds 0 --ppo-budget 2000000
+The JSON is written after every run, and a learner left out of `--algos`
+keeps its entry from the file already there.
+
+    python -m benchmarks.steps_to_threshold                     # all three, seeds 0 1 2
+    python -m benchmarks.steps_to_threshold --algos dreamer --seeds 0 1 2
+    python -m benchmarks.steps_to_threshold --seeds 0 --budget ppo=2000000
 """
 
 from __future__ import annotations
@@ -34,28 +41,47 @@ PPO_OVERRIDES = ["algo.num_envs=256", "algo.unroll_length=10", "algo.num_minibat
                  "train.iterations_per_call=5"]
 
 
+# Per learner: env steps it may take, and evaluated every so many.
+BUDGETS = {"sac": 300_000, "ppo": 5_000_000, "dreamer": 102_400}
+EVAL_EVERY = {"sac": 10_000, "ppo": 100_000, "dreamer": 4096}
+OVERRIDES = {"sac": [], "ppo": PPO_OVERRIDES, "dreamer": []}
+
+
+def per_learner(text: str) -> tuple[str, int]:
+    """The (ALGO, N) of an ALGO=N argument."""
+    algo, _, number = text.partition("=")
+    if algo not in BUDGETS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"expected ALGO=N with ALGO one of {', '.join(BUDGETS)}, "
+                                         f"got {text!r}")
+    return algo, int(number)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--algos", nargs="+", choices=list(BUDGETS), default=list(BUDGETS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=THRESHOLD,
                         help="deterministic evaluation return (mean over the eval episodes) to reach")
-    parser.add_argument("--sac-budget", type=int, default=300_000, help="env steps SAC may take")
-    parser.add_argument("--ppo-budget", type=int, default=5_000_000, help="env steps PPO may take")
-    parser.add_argument("--sac-eval-every", type=int, default=10_000)
-    parser.add_argument("--ppo-eval-every", type=int, default=100_000)
+    parser.add_argument("--budget", type=per_learner, nargs="*", default=[],
+                        help=f"env steps a learner may take, ALGO=N (defaults: {BUDGETS})")
+    parser.add_argument("--eval-every", type=per_learner, nargs="*", default=[],
+                        help=f"env steps between evaluations, ALGO=N (defaults: {EVAL_EVERY})")
     parser.add_argument("--num-eval-envs", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS / "steps_to_threshold_pendulum_cpu.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.budget, args.eval_every = BUDGETS | dict(args.budget), EVAL_EVERY | dict(args.eval_every)
+    return args
 
 
-def steps_to_threshold(algo: str, seed: int, budget: int, eval_every: int, args, overrides=()) -> dict:
-    """One run: the first evaluation at or above the threshold, or none within `budget`."""
+def steps_to_threshold(algo: str, seed: int, args) -> dict:
+    """One run: the first evaluation at or above the threshold, or none within the learner's budget."""
     from jaxrl import config
     from jaxrl.train import train
 
-    cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=list(overrides) + [
-        f"train.seed={seed}", f"train.num_timesteps={budget}", f"train.eval_every={eval_every}",
+    budget = args.budget[algo]
+    cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=OVERRIDES[algo] + [
+        f"train.seed={seed}", f"train.num_timesteps={budget}", f"train.eval_every={args.eval_every[algo]}",
         f"train.num_eval_envs={args.num_eval_envs}", f"train.checkpoint_every={budget}",
         "train.tensorboard=false"])
     curve, reached = [], {}
@@ -83,6 +109,15 @@ def summarize(runs: list[dict]) -> dict:
             "env_steps": [r["env_steps"] for r in runs]}
 
 
+def seconds_per_env_step(algo: str) -> float:
+    """Simulated seconds of one env step of `algo`'s runs here (its recipe's control rate)."""
+    import envs_mjx
+    from jaxrl import config
+
+    cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=OVERRIDES[algo])
+    return envs_mjx.make(ENV_NAME, cfg.env).dt
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -90,26 +125,33 @@ def main(argv=None) -> None:
     from jaxrl import runtime
 
     runtime.configure_jax()
-    sac_runs = [steps_to_threshold("sac", seed, args.sac_budget, args.sac_eval_every, args)
-                for seed in args.seeds]
-    ppo_runs = [steps_to_threshold("ppo", seed, args.ppo_budget, args.ppo_eval_every, args, PPO_OVERRIDES)
-                for seed in args.seeds]
-    sac, ppo = summarize(sac_runs), summarize(ppo_runs)
-    ratio = None
-    if sac["median_env_steps"] and ppo["median_env_steps"]:
-        ratio = ppo["median_env_steps"] / sac["median_env_steps"]
-    record = {"benchmark": "steps_to_threshold", "env": ENV_NAME, "threshold": args.threshold,
-              "machine": describe_machine(), "sac": sac | {"runs": sac_runs},
-              "ppo": ppo | {"runs": ppo_runs, "overrides": PPO_OVERRIDES},
-              "ppo_over_sac_env_steps": ratio}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    for name, summary in (("sac", sac), ("ppo", ppo)):
-        print(f"{name}: reached {args.threshold:.0f} in {summary['reached']} runs; env steps per seed "
-              f"{summary['env_steps']}")
-    if ratio:
-        print(f"PPO needs {ratio:.1f}x the env steps SAC needs (medians over seeds)")
+    record = json.loads(args.out.read_text()) if args.out.exists() else {}
+    record.update({"benchmark": "steps_to_threshold", "env": ENV_NAME, "threshold": args.threshold})
+    for algo in args.algos:
+        runs = []
+        for seed in args.seeds:
+            runs.append(steps_to_threshold(algo, seed, args))
+            record[algo] = summarize(runs) | {
+                "runs": runs, "overrides": OVERRIDES[algo], "budget": args.budget[algo],
+                "eval_every": args.eval_every[algo], "machine": describe_machine()}
+            write(record, args.out)
+        print(f"{algo}: reached {args.threshold:.0f} in {record[algo]['reached']} runs; env steps per seed "
+              f"{record[algo]['env_steps']}")
+    for algo in BUDGETS.keys() & record.keys():  # a property of the recipe, for entries of earlier runs too
+        record[algo]["seconds_per_env_step"] = seconds_per_env_step(algo)
+    sac = record.get("sac", {}).get("median_env_steps")
+    for algo in ("ppo", "dreamer"):
+        theirs = record.get(algo, {}).get("median_env_steps")
+        record[f"{algo}_over_sac_env_steps"] = theirs / sac if sac and theirs else None
+    write(record, args.out)
     print(f"wrote {args.out}")
+
+
+def write(record: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    staging.write_text(json.dumps(record, indent=2) + "\n")
+    staging.replace(path)  # atomic: a killed run leaves the last whole record
 
 
 if __name__ == "__main__":

@@ -90,6 +90,97 @@ class NormGRUCell(nn.Module):
         return update * candidate + (1.0 - update) * state
 
 
+def _fold_batch(x: jax.Array, image_dims: int) -> tuple[jax.Array, tuple[int, ...]]:
+    """x [..., *image] as [N, *image], and the leading shape to unfold it with."""
+    leading = x.shape[:x.ndim - image_dims]
+    return x.reshape(-1, *x.shape[x.ndim - image_dims:]), leading
+
+
+class PatchConv(nn.Module):
+    """A 2-d convolution ("SAME" zero padding) as one matrix product over its patches, each output pixel's
+    `size` x `size` window of [N, H, W, C] gathered by strided slices. XLA's CPU backend runs the
+    gradients of lax's convolutions inside a loop (the update scan) at several times their cost outside
+    one; slices and a matrix product keep their speed there."""
+
+    features: int
+    size: int
+    stride: int = 1
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        _, height, width, _ = x.shape
+        low = (self.size - self.stride) // 2
+        x = jnp.pad(x, ((0, 0), (low, self.size - self.stride - low), (low, self.size - self.stride - low),
+                        (0, 0)))
+        out_h, out_w = height // self.stride, width // self.stride
+        step = self.stride
+        patches = jnp.concatenate([x[:, i:i + step * out_h:step, j:j + step * out_w:step]
+                                   for i in range(self.size) for j in range(self.size)], axis=-1)
+        return nn.Dense(self.features, use_bias=self.use_bias)(patches)
+
+
+class ConvEncoder(nn.Module):
+    """Images [..., H, W, C] -> embeddings [..., out]: stride-2 convolutions (4x4 kernels, RMSNorm over
+    channels, SiLU) doubling from `depth` channels until 4 x 4 pixels are left, then a NormDense."""
+
+    depth: int
+    out_size: int
+
+    @nn.compact
+    def __call__(self, image: jax.Array) -> jax.Array:
+        x, leading = _fold_batch(image, 3)
+        channels = self.depth
+        while x.shape[1] > 4:
+            x = nn.silu(RMSNorm()(PatchConv(channels, 4, stride=2)(x)))
+            channels *= 2
+        return NormDense(self.out_size)(x.reshape(*leading, -1))
+
+
+class ConvDecoder(nn.Module):
+    """Features [..., F] -> images [..., H, W, C]: the encoder's mirror (a Dense to 4 x 4 pixels, then
+    doublings of the side, each halving the channels down to `depth`, the last to C channels)."""
+
+    depth: int
+    image_shape: tuple[int, int, int]
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        x, leading = _fold_batch(features, 1)
+        height, width, out_channels = self.image_shape
+        doublings = (height // 4).bit_length() - 1
+        channels = self.depth * 2 ** (doublings - 1)
+        x = nn.Dense(4 * 4 * channels)(x).reshape(-1, 4, 4, channels)
+        for layer in range(doublings):
+            last = layer == doublings - 1
+            out = out_channels if last else channels // 2
+            # A sub-pixel convolution (a 3x3 convolution to 4 x out channels at this size, each pixel's
+            # four then spread over a 2 x 2 block of the next size): a transposed convolution's upsampling.
+            x = PatchConv(4 * out, 3, use_bias=last)(x)
+            n, h, w, _ = x.shape
+            x = x.reshape(n, h, w, 2, 2, out).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out)
+            if not last:
+                x, channels = nn.silu(RMSNorm()(x)), out
+        return x.reshape(*leading, height, width, out_channels)
+
+
+def is_image(obs_shape: tuple[int, ...]) -> bool:
+    """Whether observations of this shape (one env's) are images [H, W, C] rather than vectors."""
+    return len(obs_shape) == 3
+
+
+def check_image_shape(obs_shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless the world model can encode observations of this shape."""
+    if len(obs_shape) not in (1, 3):
+        raise ValueError(f"the world model reads vectors [N] or images [H, W, C], not observations of "
+                         f"shape {obs_shape}")
+    if is_image(obs_shape):
+        height, width, _ = obs_shape
+        if height != width or height < 8 or height & (height - 1):
+            raise ValueError(f"images for the world model must be square with a power-of-two side of at "
+                             f"least 8 (e.g. env.pixels=32 or 64), got {height} x {width}")
+
+
 class RSSM(nn.Module):
     deter: int = 512
     hidden: int = 64
@@ -189,25 +280,37 @@ class WorldModelConfig:
     rep_scale: float = 0.1  # weight of its representation part (trains the posterior)
     layers: int = 2  # hidden layers of encoder, decoder, reward and continue heads
     num_bins: int = 255  # of the reward head's two-hot
+    cnn_depth: int = 32  # channels of the first convolution, for image observations
 
 
 class WorldModel(nn.Module):
-    """Encoder (of symlog observations), RSSM, decoder (to symlog observations), reward head (two-hot over
-    symexp bins) and continue head (a Bernoulli logit) for flat observations of `obs_size`."""
+    """Encoder, RSSM, decoder, reward head (two-hot over symexp bins) and continue head (a Bernoulli
+    logit) for observations of `obs_shape`: vectors [N] (symlog, MLPs) or uint8 images [H, W, C] (scaled
+    to [-0.5, 0.5], CNNs). The decoder predicts the observation in that scaled form (`target`)."""
 
     cfg: WorldModelConfig
-    obs_size: int
+    obs_shape: tuple[int, ...]
 
     def setup(self):
         cfg, widths = self.cfg, [self.cfg.hidden] * self.cfg.layers
-        self.encoder = NormMLP(widths, cfg.hidden)
+        if is_image(self.obs_shape):
+            self.encoder = ConvEncoder(cfg.cnn_depth, cfg.hidden)
+            self.decoder = ConvDecoder(cfg.cnn_depth, self.obs_shape)
+        else:
+            self.encoder = NormMLP(widths, cfg.hidden)
+            self.decoder = NormMLP(widths, self.obs_shape[0])
         self.rssm = RSSM(cfg.deter, cfg.hidden, cfg.stoch, cfg.classes, cfg.unimix)
-        self.decoder = NormMLP(widths, self.obs_size)
         self.reward_head = NormMLP(widths, cfg.num_bins, zero_output=True)
         self.continue_head = NormMLP(widths, 1)
 
+    def target(self, obs: jax.Array) -> jax.Array:
+        """The form the encoder reads and the decoder predicts: symlog of vectors, images in [-0.5, 0.5]."""
+        if is_image(self.obs_shape):
+            return obs.astype(jnp.float32) / 255.0 - 0.5
+        return twohot.symlog(obs)
+
     def embed(self, obs: jax.Array) -> jax.Array:
-        return self.encoder(twohot.symlog(obs))
+        return self.encoder(self.target(obs))
 
     def observe_step(self, latent, action, embed, is_first, key):
         return self.rssm.observe_step(latent, action, embed, is_first, key)
@@ -231,7 +334,7 @@ class WorldModel(nn.Module):
 
 
 def world_model_loss(model: WorldModel, params, chunk: dict, latent: Latent, key: jax.Array):
-    """(mean loss, (posterior latent states [T, B], metrics)) of a time-major chunk: "obs" [T, B, obs],
+    """(mean loss, (posterior latent states [T, B], metrics)) of a time-major chunk: "obs" [T, B, *obs],
     "action" (taken before each step) [T, B, action], "reward" (received on arriving) [T, B], "is_first"
     and "is_terminal" [T, B]. Only termination ends a continuation; a time limit does not."""
     cfg = model.cfg
@@ -240,8 +343,10 @@ def world_model_loss(model: WorldModel, params, chunk: dict, latent: Latent, key
     latents, prior_logits, posterior_logits = observe(step, latent, chunk["action"], embeds,
                                                       chunk["is_first"], key)
     decoded, reward_logits, continue_logit = model.apply(params, latents.features(), method=WorldModel.heads)
+    target = model.apply(params, chunk["obs"], method=WorldModel.target)
+    obs_axes = tuple(range(-len(model.obs_shape), 0))
     terms = {
-        "reconstruction": jnp.sum(jnp.square(decoded - twohot.symlog(chunk["obs"])), -1),
+        "reconstruction": jnp.sum(jnp.square(decoded - target), obs_axes),
         "reward": twohot.loss(reward_logits, chunk["reward"], twohot.symexp_bins(cfg.num_bins)),
         "continue": optax.sigmoid_binary_cross_entropy(continue_logit, 1.0 - chunk["is_terminal"]),
     }

@@ -166,4 +166,8 @@ def test_checkpoint_is_best_latest_or_steps_everywhere(command, tmp_path, capsys
 def test_every_recipe_loads_and_passes_its_learners_checks_in_both_presets(recipe, preset):
     from_demos = recipe.stem.endswith(("_bc", "_diffusion"))  # they name their data on the command line
     cfg = config.load(None, None, recipe, preset=preset, overrides=["data=demos.hdf5"] if from_demos else [])
-    assert config.default_recipe(cfg.env_name, cfg.algo_name) == recipe
+    # Named configs/<env>_<algo>.yaml (what `jaxrl train ENV ALGO` reads) or <env>_<variant>_<algo>.yaml
+    # (`--config`, e.g. cartpole_balance_pixels_dreamer).
+    env_part, algo_part = cfg.env_name.replace("-", "_"), f"_{cfg.algo_name}"
+    assert recipe.stem.startswith(env_part) and recipe.stem.endswith(algo_part), recipe.name
+    assert config.default_recipe(cfg.env_name, cfg.algo_name).exists()

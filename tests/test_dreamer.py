@@ -1,5 +1,5 @@
-"""Dreamer as a learner: what its replay stores, the policy's memory, its settings, a resumed run, its ONNX
-export with memory, and that it learns."""
+"""Dreamer as a learner: what its replay stores (from states and from pixels), the policy's memory, its
+settings, a resumed run, its ONNX export with memory, and that it learns."""
 
 import dataclasses
 
@@ -16,6 +16,8 @@ import envs_mjx
 from jaxrl import cli, config
 from jaxrl.algos import dreamer
 from jaxrl.checkpoint import Checkpointer
+from jaxrl.export import ExportError
+from jaxrl.export.onnx import Provenance, export_onnx
 from jaxrl.export.onnx_policy import OnnxPolicy
 from jaxrl.logger import read_metrics
 from jaxrl.train import train
@@ -49,6 +51,25 @@ def test_each_step_is_stored_once_as_it_arrives_and_time_limits_are_not_terminat
     np.testing.assert_array_equal(count[1:], np.where(ended[:-1], 1, count[:-1] + 1))
     np.testing.assert_array_equal(data["is_first"], count == 1)
     assert np.all(np.abs(data["action"]) <= 1)
+
+
+def test_a_run_from_pixels_stores_the_images_it_learns_from_and_its_export_is_refused(tmp_path):
+    env = envs_mjx.wrap_for_training(envs_mjx.make("cartpole-balance", pixels=8), episode_length=20)
+    cfg = dataclasses.replace(TINY, obs_key="pixels", cnn_depth=2)
+    state = dreamer.init(jax.random.PRNGKey(0), env, cfg)
+    step = jax.jit(lambda s: dreamer.train_step(s, env, cfg))
+    for _ in range(cfg.min_replay_size // dreamer.steps_per_iteration(cfg)):  # learning in the last one
+        state, metrics = step(state)
+    stored = np.asarray(state.replay.data["obs"])  # [rows, envs, 8, 8, 1], the pixels alone
+    assert stored.dtype == np.uint8 and stored.shape[1:] == (8, 8, 8, 1)
+    last_row = int(state.replay.size) // cfg.num_envs - 1  # 64 steps of 20-step episodes: no reset just now
+    np.testing.assert_array_equal(stored[last_row], state.env_state.obs["pixels"])
+    assert metrics["loss/reconstruction"] > 0
+    assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+    with pytest.raises(ExportError, match="reads images .* export a run trained on states"):
+        export_onnx(dreamer, dreamer.policy_params(state), env.unwrapped, None, tmp_path / "policy.onnx",
+                    Provenance("cartpole-balance", "dreamer", "latest", 64))
+    assert not (tmp_path / "policy.onnx").exists()
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,18 @@ def test_a_classic_control_step_of_k_physics_steps_holds_the_action_and_earns_k_
     np.testing.assert_allclose(coarse_step.reward, 4 * held.reward, rtol=1e-6)
     with pytest.raises(ValueError, match="physics_steps must be >= 1"):
         envs_mjx.make(name, physics_steps=0)
+
+
+@pytest.mark.parametrize("name", ["cartpole-balance", "pendulum-swingup"])
+def test_a_classic_env_with_pixels_observes_its_depth_image_beside_the_same_state(name):
+    plain, seeing = envs_mjx.make(name), envs_mjx.make(name, pixels=16)
+    assert seeing.observation_size == {"state": (plain.observation_size,), "pixels": (16, 16, 1)}
+    states = jax.jit(jax.vmap(seeing.reset))(jax.random.split(jax.random.PRNGKey(3), 2))
+    stepped = jax.jit(jax.vmap(seeing.step))(states, jnp.full((2, 1), 0.5, jnp.float32))
+    images = np.asarray(stepped.obs["pixels"])
+    assert images.dtype == np.uint8 and 0 < images.min() < 255 == images.max()  # something near, sky far
+    assert not np.array_equal(images[0], images[1])  # two episodes, two pictures
+    want = jax.jit(jax.vmap(plain.step))(states.replace(obs=states.obs["state"]), jnp.full((2, 1), 0.5))
+    np.testing.assert_array_equal(stepped.obs["state"], want.obs)
+    with pytest.raises(ValueError, match="pixels must be >= 0"):
+        envs_mjx.make(name, pixels=-1)

@@ -1,5 +1,6 @@
 """The RSSM: filtering a chunk, resets at an episode's first step, imagined rollouts, gradients through the
-categorical samples, the zero-initialised reward head; the world model's losses fall on recorded data."""
+categorical samples, the zero-initialised reward head; the convolutions of image observations; the world
+model's losses fall on recorded data, vectors and images."""
 
 import functools
 
@@ -13,10 +14,14 @@ import pytest
 from jaxrl import twohot
 from jaxrl.world_model import (
     RSSM,
+    ConvDecoder,
+    ConvEncoder,
     NormMLP,
+    PatchConv,
     RMSNorm,
     WorldModel,
     WorldModelConfig,
+    check_image_shape,
     imagine,
     observe,
     world_model_loss,
@@ -127,10 +132,25 @@ def recorded_chunks(batch: int = 16, length: int = 32, seed: int = 0) -> dict:
     return chunk
 
 
-def test_the_world_models_losses_fall_on_recorded_data():
-    cfg = WorldModelConfig(deter=32, hidden=32, stoch=8, classes=8)
-    chunk = jax.tree.map(jnp.asarray, recorded_chunks())
-    model, latent, key = WorldModel(cfg, obs_size=3), RSSM(32, 32, 8, 8).initial((16,)), jax.random.PRNGKey(0)
+def as_images(chunk: dict, side: int = 8) -> dict:
+    """The chunk with each observation drawn as a uint8 image [side, side, 1]: a bright blob at the point's
+    position (x0, x1 in [-2, 2] across the image) on a dark ground."""
+    centres = (np.clip(chunk["obs"][..., :2], -2, 2) + 2) / 4 * (side - 1)
+    grid = np.arange(side, dtype=np.float32)
+    blob = np.exp(-((grid[:, None] - centres[..., None, None, 1]) ** 2
+                    + (grid[None, :] - centres[..., None, None, 0]) ** 2) / 2)
+    return chunk | {"obs": np.round(255 * blob[..., None]).astype(np.uint8)}
+
+
+@pytest.mark.parametrize("observations", ["vectors", "images"])
+def test_the_world_models_losses_fall_on_recorded_data(observations):
+    cfg = WorldModelConfig(deter=32, hidden=32, stoch=8, classes=8, cnn_depth=4)
+    chunk = recorded_chunks()
+    if observations == "images":
+        chunk = as_images(chunk)
+    chunk = jax.tree.map(jnp.asarray, chunk)
+    model = WorldModel(cfg, obs_shape=chunk["obs"].shape[2:])
+    latent, key = RSSM(32, 32, 8, 8).initial((16,)), jax.random.PRNGKey(0)
     params = model.init(key, latent, chunk["action"][0], chunk["obs"][0], chunk["is_first"][0], key)
     optimizer = optax.adam(1e-3)
 
@@ -150,6 +170,31 @@ def test_the_world_models_losses_fall_on_recorded_data():
     for name in ("reconstruction", "reward", "continue"):
         assert last[f"loss/{name}"] < 0.5 * first[f"loss/{name}"], (name, first, last)
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+@pytest.mark.parametrize(("size", "stride"), [(4, 2), (3, 1)])
+def test_a_patch_convolution_is_laxs_convolution_with_same_padding(size, stride):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+    conv = PatchConv(5, size, stride)
+    params = conv.init(jax.random.PRNGKey(1), x)
+    kernel = params["params"]["Dense_0"]["kernel"].reshape(size, size, 3, 5)  # patches: row, column, channel
+    want = jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv.apply(params, x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_images_are_encoded_to_an_embedding_and_decoded_to_their_shape():
+    images = jnp.zeros((3, 2, 32, 32, 1))  # any leading axes
+    encoder, decoder = ConvEncoder(depth=4, out_size=10), ConvDecoder(depth=4, image_shape=(32, 32, 1))
+    embeds = encoder.apply(encoder.init(jax.random.PRNGKey(0), images), images)
+    features = jnp.ones((3, 2, 7))
+    decoded = decoder.apply(decoder.init(jax.random.PRNGKey(0), features), features)
+    assert embeds.shape == (3, 2, 10) and decoded.shape == (3, 2, 32, 32, 1)
+    with pytest.raises(ValueError, match=r"vectors \[N\] or images \[H, W, C\]"):
+        check_image_shape((4, 4))
+    for bad in ((32, 16, 1), (12, 12, 1), (4, 4, 1)):
+        with pytest.raises(ValueError, match="square with a power-of-two side of at least 8"):
+            check_image_shape(bad)
 
 
 def test_rms_norm_is_flaxs_with_the_same_parameter():

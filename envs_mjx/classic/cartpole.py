@@ -10,8 +10,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.classic import ClassicConfig
-from envs_mjx.core import ASSETS, MjxEnv, State, array_module
+from envs_mjx.classic import ClassicConfig, ClassicEnv
+from envs_mjx.core import ASSETS, State, array_module
 from envs_mjx.rewards import tolerance
 
 
@@ -23,7 +23,7 @@ class CartpoleConfig(ClassicConfig):
     init_velocity_std: float = 0.01  # std of the initial joint velocities
 
 
-class CartpoleBalance(MjxEnv):
+class CartpoleBalance(ClassicEnv):
     render_camera = "side"  # the MJCF camera videos use
 
     def __init__(self, config: CartpoleConfig = CartpoleConfig()):
@@ -43,14 +43,14 @@ class CartpoleBalance(MjxEnv):
         qvel = cfg.init_velocity_std * jax.random.normal(key_vel, (2,))
         data = self.init_data(qpos, qvel)
         metrics = {name: jnp.zeros(()) for name in ("upright", "centered", "small_control", "small_velocity")}
-        return State(data=data, obs=self.observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
+        return State(data=data, obs=self.observation(data), reward=jnp.zeros(()), done=jnp.zeros(()),
                      metrics=metrics)
 
     def step(self, state: State, action: jax.Array) -> State:
         ctrl = self.action_to_ctrl(action)
         data = self.physics_step(state.data, ctrl)
         reward, terms = self.reward(data, ctrl)
-        return state.replace(data=data, obs=self.observe(data), reward=reward, done=jnp.zeros(()),
+        return state.replace(data=data, obs=self.observation(data), reward=reward, done=jnp.zeros(()),
                              metrics=terms)
 
     # Observation and reward take MJX data or plain MuJoCo's MjData (see `array_module`).

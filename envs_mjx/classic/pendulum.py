@@ -10,8 +10,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from envs_mjx.classic import ClassicConfig
-from envs_mjx.core import ASSETS, MjxEnv, State, array_module
+from envs_mjx.classic import ClassicConfig, ClassicEnv
+from envs_mjx.core import ASSETS, State, array_module
 from envs_mjx.rewards import tolerance
 
 _UPRIGHT_COS = float(jnp.cos(jnp.deg2rad(30.0)))
@@ -22,7 +22,7 @@ class PendulumConfig(ClassicConfig):
     episode_length: int = 1000  # control steps: 20 s episodes at physics_steps 1 (of 0.02 s)
 
 
-class PendulumSwingup(MjxEnv):
+class PendulumSwingup(ClassicEnv):
     render_camera = "side"  # the MJCF camera videos use
 
     def __init__(self, config: PendulumConfig = PendulumConfig()):
@@ -36,13 +36,13 @@ class PendulumSwingup(MjxEnv):
         # The hinge angle is measured from upright; any start angle is allowed.
         angle = jax.random.uniform(key, (1,), minval=-jnp.pi, maxval=jnp.pi)
         data = self.init_data(angle, jnp.zeros(1))
-        return State(data=data, obs=self.observe(data), reward=jnp.zeros(()), done=jnp.zeros(()),
+        return State(data=data, obs=self.observation(data), reward=jnp.zeros(()), done=jnp.zeros(()),
                      metrics={"upright": jnp.zeros(())})
 
     def step(self, state: State, action: jax.Array) -> State:
         data = self.physics_step(state.data, self.action_to_ctrl(action))
         reward, terms = self.reward(data, action)
-        return state.replace(data=data, obs=self.observe(data), reward=reward, done=jnp.zeros(()),
+        return state.replace(data=data, obs=self.observation(data), reward=reward, done=jnp.zeros(()),
                              metrics=terms)
 
     # Observation and reward take MJX data or plain MuJoCo's MjData (see `array_module`).

@@ -13,7 +13,9 @@
   export_policy(params) -> fn             fn(x[B, n]) -> action[B, a] in [-1, 1]: the deterministic
                                           policy of the flat vector the actor reads (env.state_layout),
                                           normalization inside; `jaxrl export` converts it to ONNX
-                                          (a policy with memory: see "Memory" below)
+                                          (a policy with memory: see "Memory" below); ValueError,
+                                          which `jaxrl export` reports, for a policy the file cannot
+                                          carry (Dreamer's from images)
 
 Offline learners (OFFLINE = True) learn from demonstrations, not from env
 steps; they add and change:

@@ -35,7 +35,16 @@ from jaxrl import actor_critic, replay, twohot
 from jaxrl.algos import actor, rollout
 from jaxrl.distributions import BoundedNormal
 from jaxrl.imagined_returns import ReturnRange, lambda_returns
-from jaxrl.world_model import Latent, NormMLP, WorldModel, WorldModelConfig, imagine, world_model_loss
+from jaxrl.world_model import (
+    Latent,
+    NormMLP,
+    WorldModel,
+    WorldModelConfig,
+    check_image_shape,
+    imagine,
+    is_image,
+    world_model_loss,
+)
 
 ACTOR_GRADS = ("backprop", "reinforce")  # how the actor's loss reaches its parameters
 
@@ -71,7 +80,7 @@ class Config(WorldModelConfig):
 def validate(cfg: Config) -> None:
     """Raise ValueError for settings that cannot run."""
     for name in ("num_envs", "unroll_length", "train_ratio", "batch_size", "batch_length", "imag_horizon",
-                 "deter", "hidden", "stoch", "classes"):
+                 "deter", "hidden", "stoch", "classes", "cnn_depth"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     replayed = cfg.train_ratio * steps_per_iteration(cfg)
@@ -119,7 +128,7 @@ class Spec:
     no float a population could sweep."""
 
     obs_key: str
-    obs_size: int
+    obs_shape: tuple[int, ...]  # one env's: [N] vectors or [H, W, C] images
     action_size: int
     deter: int
     hidden: int
@@ -127,19 +136,20 @@ class Spec:
     classes: int
     layers: int
     num_bins: int
+    cnn_depth: int
 
     @classmethod
-    def of(cls, cfg: Config, obs_size: int, action_size: int) -> Spec:
-        return cls(cfg.obs_key, obs_size, action_size, cfg.deter, cfg.hidden, cfg.stoch, cfg.classes,
-                   cfg.layers, cfg.num_bins)
+    def of(cls, cfg: Config, obs_shape: tuple[int, ...], action_size: int) -> Spec:
+        return cls(cfg.obs_key, tuple(obs_shape), action_size, cfg.deter, cfg.hidden, cfg.stoch,
+                   cfg.classes, cfg.layers, cfg.num_bins, cfg.cnn_depth)
 
     def world_model(self, cfg: WorldModelConfig | None = None) -> WorldModel:
         """The world model of this size, with `cfg`'s loss settings (default: DreamerV3's)."""
         sizes = {name: getattr(self, name) for name in ("deter", "hidden", "stoch", "classes", "layers",
-                                                         "num_bins")}
+                                                         "num_bins", "cnn_depth")}
         settings = {field.name: getattr(cfg, field.name) for field in dataclasses.fields(WorldModelConfig)
                     } if cfg is not None else {}
-        return WorldModel(WorldModelConfig(**{**settings, **sizes}), self.obs_size)
+        return WorldModel(WorldModelConfig(**{**settings, **sizes}), self.obs_shape)
 
     def actor(self) -> NormMLP:
         return NormMLP([self.hidden] * self.layers, 2 * self.action_size)
@@ -222,7 +232,8 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
     # jit: run eagerly, MJX's reset dispatches op by op (tens of seconds).
     env_state = jax.jit(env.reset)(jax.random.split(key_env, cfg.num_envs))
     one_obs = actor.select(jax.tree.map(lambda x: x[0], env_state.obs), cfg.obs_key)
-    spec = Spec.of(cfg, one_obs.shape[-1], env.action_size)
+    check_image_shape(one_obs.shape)
+    spec = Spec.of(cfg, one_obs.shape, env.action_size)
     memory = zero_memory(spec, 1)
     model_params = spec.world_model().init(key_model, memory.latent, memory.action, one_obs[None],
                                            jnp.ones(1), key_model)
@@ -296,8 +307,13 @@ def export_memory_size(params: PolicyParams) -> int:
 
 def export_policy(params: PolicyParams):
     """fn(x[B, n], memory[B, m]) -> (action[B, a], memory[B, m]), `act` without a key; memory zeros at an
-    episode's start, then [started, deter, stoch one-hots, action] as `act` left them."""
+    episode's start, then [started, deter, stoch one-hots, action] as `act` left them. Refuses a policy
+    that reads images (ValueError): an exported policy reads the env's state vector."""
     spec = params.spec
+    if is_image(spec.obs_shape):
+        shape = "x".join(map(str, spec.obs_shape))
+        raise ValueError(f"this policy reads images ({spec.obs_key!r}, {shape}), and exported policies read "
+                         f"the env's state vector: export a run trained on states (algo.obs_key=state)")
     ends = list(itertools.accumulate([1, spec.deter, spec.stoch * spec.classes]))
 
     def act_flat(x, memory):

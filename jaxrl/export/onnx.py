@@ -214,7 +214,10 @@ def export_onnx(algo, params, env, recorded_obs, out: str | Path, provenance: Pr
     if tolerance is None:
         tolerance = export_tolerance(algo)
     metadata = policy_metadata(env, provenance, algos.export_memory_size(algo, params))
-    act = in_control_units(algo.export_policy(params), metadata)
+    try:
+        act = in_control_units(algo.export_policy(params), metadata)
+    except ValueError as error:  # a policy the file format cannot carry; the message says which and why
+        raise ExportError(str(error)) from None
     model = to_model(act, metadata)
 
     out.parent.mkdir(parents=True, exist_ok=True)
