@@ -46,7 +46,15 @@ examples:
   jaxrl collect grasp-lift-cube --episodes 200 --out demos/lift.hdf5 --noise 0.1 --only-success
   jaxrl collect cartpole-balance --policy runs/cartpole-balance-ppo-20261121-101500 --episodes 50 \\
       --out demos/cartpole.hdf5
+  jaxrl collect cartpole-balance --policy random --episodes 100 --out episodes/cartpole.hdf5 \
+      env.physics_steps=4
   jaxrl data inspect demos/lift.hdf5
+
+`random` acts uniformly in [-1, 1] (episodes for a world model to learn from:
+`jaxrl train ENV world_model data=FILE`). env.KEY=VALUE sets the env's settings
+(the expert's and the random policy's; a run's are its own), e.g. the control
+rate a Dreamer recipe uses. Each demo also records `terminals`: 1 where the env
+ended the episode, not a time limit.
 
 --append adds to an existing file (same env) and numbers the new demos after
 its last one; the seed is combined with the number of demos already there, so
@@ -165,9 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("env", metavar="ENV", help="environment name (`jaxrl list`)")
     collect.add_argument("--episodes", type=int, required=True, help="demos to write")
     collect.add_argument("--out", type=Path, required=True, metavar="FILE", help="HDF5 file to write")
-    collect.add_argument("--policy", default="expert", metavar="expert|RUN_DIR",
-                         help="the env's scripted expert (default), or a trained run's best checkpoint "
-                              "(deterministic policy, the run's env settings)")
+    collect.add_argument("--policy", default="expert", metavar="expert|random|RUN_DIR",
+                         help="the env's scripted expert (default), uniformly random actions, or a trained "
+                              "run's best checkpoint (deterministic policy, the run's env settings)")
     collect.add_argument("--noise", type=float, default=0.0,
                          help="std of Gaussian noise added to the actions, which are then clipped to [-1, 1]")
     collect.add_argument("--only-success", action="store_true",
@@ -176,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--num-envs", type=int, metavar="M",
                          help="episodes run at once (default: up to 256 on a CPU, 4096 with an accelerator)")
     collect.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the noise")
+    collect.set_defaults(args=[])  # env.KEY=VALUE settings, gathered by main
 
     data = commands.add_parser("data", help="demonstration files: inspect",
                                description="Work with demonstration files.")
@@ -255,9 +264,9 @@ def _train(args: argparse.Namespace, console) -> int:
     preset = _preset(args.preset)
     cfg = config.load(env_name, algo_name, args.config, overrides, preset)
     if args.preset in (None, "auto") and preset == "cpu":
+        envs = f"num_envs={cfg.algo.num_envs}, " if hasattr(cfg.algo, "num_envs") else ""
         console.print(f"No accelerator found (JAX backend: cpu): using the CPU preset "
-                      f"(num_envs={getattr(cfg.algo, 'num_envs', '?')}, "
-                      f"num_timesteps={cfg.train.num_timesteps:,}). Pass --preset full to override.")
+                      f"({envs}num_timesteps={cfg.train.num_timesteps:,}). Pass --preset full to override.")
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else default_run_dir(cfg)
     console.print(f"training {cfg.algo_name} on {cfg.env_name} -> {run_dir}")
     return _report(train(cfg, run_dir, console=console))
@@ -507,18 +516,36 @@ def _collection_policy(args: argparse.Namespace):
     from jaxrl.evaluation import policy_with_memory
     from jaxrl.runs import restore_run
 
-    if args.policy == "expert":
+    if args.policy in ("expert", "random"):
         from envs_mjx.registry import NoExpertError, make_expert
+        from jaxrl.data.collect import uniform_random
 
         try:
-            env = envs_mjx.make(args.env)
+            env = envs_mjx.make(args.env, **_env_settings(args.args))
+            if args.policy == "random":
+                return env, uniform_random(env.action_size), None, "uniformly random actions"
             return env, memoryless(make_expert(args.env, env)), None, "scripted expert"
-        except (UnknownEnvError, NoExpertError) as error:
+        except (UnknownEnvError, NoExpertError, TypeError, ValueError) as error:
             raise ConfigError(str(error)) from None
+    if args.args:
+        raise ConfigError(f"a run's policy acts in the run's env; leave out {' '.join(args.args)}")
     run = restore_run(Path(args.policy), "best", env_name=args.env)
     # With its memory (an observation history, action chunks), as evaluation ran it.
     return (run.train_env.unwrapped, policy_with_memory(run.algo), run.params,
             f"{run.cfg.algo_name} policy of {args.policy} at {run.steps_text}")
+
+
+def _env_settings(overrides: list[str]) -> dict:
+    """{"physics_steps": 4} from ["env.physics_steps=4"]; ConfigError for any other form."""
+    from jaxrl.config import ConfigError, parse_value
+
+    settings = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not key.startswith("env.") or "." in key[4:]:
+            raise ConfigError(f"{item}: collect takes the env's settings as env.KEY=VALUE")
+        settings[key[4:]] = parse_value(value)
+    return settings
 
 
 @contextlib.contextmanager
@@ -572,7 +599,8 @@ def _collect(args: argparse.Namespace, console) -> int:
         try:
             with sigterm_as_interrupt(), _collect_progress(console, args.episodes) as progress:
                 stats = collect(env, policy, args.episodes, writer, num_envs=num_envs, key=key, params=params,
-                                noise=args.noise, only_success=args.only_success, progress=progress)
+                                noise=args.noise, only_success=args.only_success,
+                                sample=args.policy == "random", progress=progress)
         except KeyboardInterrupt:
             console.print(f"interrupted: {writer.num_added:,} demos written to {args.out} "
                           f"({writer.num_demos:,} in the file); the file is complete and readable")
@@ -613,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     # which argparse alone would reject.
     args, extra = parser.parse_known_args(argv)
     overrides = [item for item in extra if "=" in item and not item.startswith("-")]
-    if len(overrides) < len(extra) or (overrides and args.command not in ("train", "config")):
+    if len(overrides) < len(extra) or (overrides and args.command not in ("train", "config", "collect")):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if overrides:
         args.args += overrides

@@ -26,6 +26,14 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# What the progress line shows of a record, the first key it has: a policy's success or return, or the
+# validation loss of a learner without a policy (a world model).
+SCORES = (("eval/success", lambda value: f"success {value:.0%}"),
+          ("eval/episode_return", lambda value: f"return {value:.1f}"),
+          ("train/episode_return", lambda value: f"return {value:.1f}"),
+          ("val/loss", lambda value: f"val loss {value:.3g}"))
+EVALUATED = {"eval/episode_return", "val/loss"}  # an evaluation's record: its line is printed at once
+
 class RunLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0,
                  resume_call: int | None = None, tensorboard: bool = True, console: Console | None = None,
@@ -74,15 +82,14 @@ class RunLogger:
             for key, value in record.items():
                 if key not in (self.step_key, "call"):
                     self._writer.add_scalar(key, value, steps)
-        for key in ("eval/success", "eval/episode_return", "train/episode_return"):
+        for key, shown in SCORES:
             if key in record:
-                value = record[key]
-                self._last_score = f"success {value:.0%}" if key == "eval/success" else f"return {value:.1f}"
+                self._last_score = shown(record[key])
                 break
         sps = record.get("time/sps", 0.0)
         if self._progress is not None:
             self._progress.update(self._task, completed=steps, sps=f"{sps:,.0f}", score=self._last_score)
-        elif time.monotonic() - self._last_plain > PLAIN_LINE_SECONDS or "eval/episode_return" in record:
+        elif time.monotonic() - self._last_plain > PLAIN_LINE_SECONDS or EVALUATED & record.keys():
             self._last_plain = time.monotonic()
             done = steps - self._start_steps
             eta = f"{(self.total_steps - steps) / sps:,.0f} s" if sps > 0 and done > 0 else "-"

@@ -56,9 +56,10 @@ def policy_part(algo):
 
 
 def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = None,
-                member_index: int | None = None) -> Run:
+                member_index: int | None = None, need_policy: bool = True) -> Run:
     """RUN_DIR's config, envs and the policy of `checkpoint` ("best", "latest" or steps in the run's
-    unit); `env_name`: the env it must be of. Of a population, member `member_index` (None: the best)."""
+    unit); `env_name`: the env it must be of. Of a population, member `member_index` (None: the best).
+    need_policy: refuse a run of a learner without a policy (a world model) in a few words."""
     path = run_dir / "config.yaml"
     if not path.exists():
         raise config.ConfigError(f"{run_dir} is not a run directory (no config.yaml in it)")
@@ -69,6 +70,10 @@ def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = Non
     if population.is_single and member_index not in (None, 0):
         raise config.ConfigError(f"{run_dir} trained one run, not a population: leave out --member")
     algo = algos.get(cfg.algo_name)
+    if need_policy and not algos.has_policy(algo):
+        raise config.ConfigError(f"{run_dir} trained a {cfg.algo_name}, which holds no policy to run: start "
+                                 f"Dreamer from it with `jaxrl train {cfg.env_name} dreamer "
+                                 f"algo.init_from={run_dir}`")
     train_env, eval_env = make_envs(cfg)
     # An offline learner's state is shaped by its data's sizes, which the env and config give: the
     # demonstration files need not be at hand to restore, export or evaluate its checkpoints.

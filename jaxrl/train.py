@@ -192,6 +192,32 @@ class _Loop:
         self.state = self.checkpointer = self.logger = None
         self.run_call = self.evaluate = self.validate = self.videos = None
 
+    def started_from(self, run_dir: Path):
+        """The fresh state with what `run_dir`'s best checkpoint learned put in (algo.start_from), for
+        every member alike; ConfigError when the learner or the run cannot."""
+        from jaxrl.runs import restore_run  # it imports this module
+
+        cfg, start_from = self.cfg, getattr(self.algo, "start_from", None)
+        if start_from is None:
+            raise config.ConfigError(f"train.init_from: {cfg.algo_name} does not start from another run; "
+                                     f"dreamer does (from a world_model or dreamer run)")
+        run = restore_run(run_dir, "best", env_name=cfg.env_name, need_policy=False)
+        check_same_dynamics(run.cfg.env, cfg.env, f"train.init_from: {run_dir}")
+
+        def started(state, params):
+            if self.population is not None:
+                state = state.replace(runs=jax.vmap(start_from, (0, None))(state.runs, params))
+            else:
+                state = start_from(state, params)
+            if self.mesh is None:
+                return state
+            return jax.lax.with_sharding_constraint(state, parallel.state_shardings(state, self.mesh))
+
+        try:
+            return jax.jit(started)(self.state, run.params)
+        except ValueError as error:
+            raise config.ConfigError(f"train.init_from: {run_dir}: {error}") from None
+
     @property
     def width(self) -> int:
         """Runs trained side by side: the population's members, or 1."""
@@ -229,13 +255,15 @@ class _Loop:
         run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call, mesh, members)
         with explained(self.population or Population.of(cfg)):
             self.run_call = run_call.lower(*state_and_demos).compile()
-        evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-        evaluate = over_members(evaluate) if members else evaluate
-        self.evaluate = evaluate.lower(params, replicated(self.key_eval)).compile()
+        if algos.has_policy(algo):
+            evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
+            evaluate = over_members(evaluate) if members else evaluate
+            self.evaluate = evaluate.lower(params, replicated(self.key_eval)).compile()
         if algos.is_offline(algo):
             self.validate = validator(algo, cfg.algo, members).lower(*state_and_demos).compile()
-        if tc.video_every and parallel.is_main_process():  # videos are made by process 0 alone, on its
-            # first device: the rollout is lowered from unplaced stand-ins and run on local copies
+        # Videos are made by process 0 alone, on its first device: the rollout is lowered from unplaced
+        # stand-ins and run on local copies.
+        if tc.video_every and parallel.is_main_process() and algos.has_policy(algo):
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
                                          *parallel.stand_ins(self.first_member((params, self.key_video))),
                                          tc.video_steps, self.run_dir / "videos", self.console)
@@ -252,8 +280,10 @@ class _Loop:
 
     def run_eval(self, call: int, record: dict) -> None:
         """Evaluate the state, add the results to `record`, keep a best checkpoint (one per member)."""
-        key = parallel.replicate(self.eval_key(call), self.mesh)
-        results = parallel.to_host(self.evaluate(self.algo.policy_params(runs_of(self.state)), key))
+        results = {}
+        if self.evaluate is not None:
+            key = parallel.replicate(self.eval_key(call), self.mesh)
+            results = parallel.to_host(self.evaluate(self.algo.policy_params(runs_of(self.state)), key))
         if self.validate is not None:
             results.update(parallel.to_host(self.validate(self.state, self.demos)))
         if self.population is None:
@@ -368,6 +398,17 @@ class _Loop:
         return "interrupted", run_seconds
 
 
+def check_same_dynamics(theirs, ours, where: str) -> None:
+    """ConfigError when two env configs differ in more than the episode length (which leaves the dynamics
+    and rewards alone): what one run learned of its env would not hold in the other's."""
+    differing = [f"{field.name}={getattr(theirs, field.name)!r} there, {getattr(ours, field.name)!r} here"
+                 for field in dataclasses.fields(ours) if field.name != "episode_length"
+                 and getattr(theirs, field.name) != getattr(ours, field.name)]
+    if differing:
+        raise config.ConfigError(f"{where}: its env had other settings ({'; '.join(differing)}): pass the "
+                                 f"same env.KEY=VALUE settings")
+
+
 def _prepare(cfg: config.RunConfig, mesh):
     """(cfg with what the data decided, algo, eval env, the env the learner gets, demos or None)."""
     algo = algos.get(cfg.algo_name)
@@ -408,6 +449,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     schedule = loop.schedule
     if not resume:  # before any file is made: a setting init refuses leaves no run behind
         loop.state = loop.init(loop.key_init, loop.demos)
+        if cfg.train.init_from:
+            loop.state = loop.started_from(Path(cfg.train.init_from))
     parallel.sync("jaxrl: the run directory is checked")  # by every process, before process 0 writes
     run_dir.mkdir(parents=True, exist_ok=True)
     start_call = loop.open_checkpoints(resume)
@@ -463,7 +506,8 @@ def _times(width: int) -> str:
 def _final_eval(loop: _Loop) -> str:
     """The last evaluation's headline (each sweep point's mean and interval) and where the best is."""
     books, schedule, last = loop.books, loop.schedule, loop.books.last_eval
-    shown = next((k for k in books.best_by if any(r == k or r.startswith(f"{k}/") for r in last)),
+    ranked = (key.removeprefix("-") for key in books.best_by)
+    shown = next((k for k in ranked if any(r == k or r.startswith(f"{k}/") for r in last)),
                  "eval/episode_return")  # the first ranking key the evaluation has (once per member)
     if loop.population is None:
         return (f"final {shown} {last.get(shown, math.nan):.3g}; best checkpoint at "

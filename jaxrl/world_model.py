@@ -355,3 +355,25 @@ def world_model_loss(model: WorldModel, params, chunk: dict, latent: Latent, key
     scales = {"dynamics": cfg.dyn_scale, "representation": cfg.rep_scale}
     total = sum(scales.get(name, 1.0) * term for name, term in terms.items())
     return jnp.mean(total), (latents, {f"loss/{name}": jnp.mean(term) for name, term in terms.items()})
+
+
+def time_major_chunks(chunks: dict) -> dict:
+    """Batch-major chunks [B, T, ...] of stored steps as the world model learns from them: time-major
+    [T, B, ...], each starting as an episode does (a chunk that starts mid-episode has no latent state to
+    go on)."""
+    chunks = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), chunks)
+    return {**chunks, "is_first": chunks["is_first"].at[0].set(1.0)}
+
+
+def world_model_update(model: WorldModel, params, opt_state, optimizer: optax.GradientTransformation,
+                       chunks: dict, key: jax.Array):
+    """One gradient step of `world_model_loss` on time-major `chunks` [T, B] (time_major_chunks):
+    (params, opt_state, posterior latent states [T, B], metrics: the loss, its parts, the gradient's
+    norm)."""
+    cfg, batch = model.cfg, chunks["action"].shape[1]
+    start = Latent(jnp.zeros((batch, cfg.deter)), jnp.zeros((batch, cfg.stoch, cfg.classes)))
+    (loss, (posteriors, metrics)), grads = jax.value_and_grad(
+        lambda p: world_model_loss(model, p, chunks, start, key), has_aux=True)(params)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    metrics.update({"loss/world_model": loss, "grad_norm/world_model": optax.tree.norm(grads)})
+    return optax.apply_updates(params, updates), opt_state, posteriors, metrics

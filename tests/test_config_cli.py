@@ -164,7 +164,7 @@ def test_checkpoint_is_best_latest_or_steps_everywhere(command, tmp_path, capsys
 @pytest.mark.parametrize("recipe", config.list_recipes(), ids=lambda path: path.stem)
 @pytest.mark.parametrize("preset", ["full", "cpu"])
 def test_every_recipe_loads_and_passes_its_learners_checks_in_both_presets(recipe, preset):
-    from_demos = recipe.stem.endswith(("_bc", "_diffusion"))  # they name their data on the command line
+    from_demos = recipe.stem.endswith(("_bc", "_diffusion", "_world_model"))  # data named on the command line
     cfg = config.load(None, None, recipe, preset=preset, overrides=["data=demos.hdf5"] if from_demos else [])
     # Named configs/<env>_<algo>.yaml (what `jaxrl train ENV ALGO` reads) or <env>_<variant>_<algo>.yaml
     # (`--config`, e.g. cartpole_balance_pixels_dreamer).

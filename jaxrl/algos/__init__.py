@@ -30,6 +30,18 @@ steps; they add and change:
   validation_metrics(state, cfg, demos)   {"val/loss": ...} on held-out episodes, at each evaluation
   BEST_BY                                 record keys the best checkpoint ranks by (see schedule.best_score)
 
+A learner without a policy (POLICY = False: the world model, trained alone)
+defines neither `policy` nor `export_policy`; its `policy_params` select what
+other runs start from, its evaluations are its validation metrics alone, and
+`jaxrl eval`, `export`, `play` and `collect --policy RUN_DIR` refuse its runs.
+
+A learner that can start from what another run learned defines
+
+  start_from(state, params) -> state      a fresh state with the other run's policy_params put in
+                                          (Dreamer: a world_model or Dreamer run's world model); ValueError
+                                          when they do not fit. The loop restores them from
+                                          `train.init_from`'s best checkpoint; a resumed run ignores it
+
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
 finished episodes as metrics "episode_sum/<name>" and "episode_count". Its
@@ -82,6 +94,7 @@ _ALGORITHMS = {
     "dreamer": ("jaxrl.algos.dreamer", "Dreamer: RSSM world model; actor and critic learn in imagination"),
     "bc": ("jaxrl.algos.bc", "behavioural cloning from HDF5 demonstrations: MLP or LSTM, MSE or NLL, chunks"),
     "diffusion": ("jaxrl.algos.diffusion", "diffusion policy from HDF5 demonstrations: U-Net, DDIM chunks"),
+    "world_model": ("jaxrl.algos.world_model", "Dreamer's world model alone, from recorded HDF5 episodes"),
 }
 
 
@@ -96,6 +109,11 @@ class UnknownAlgorithmError(ValueError):
 
 def is_offline(algo: ModuleType) -> bool:
     return getattr(algo, "OFFLINE", False)
+
+
+def has_policy(algo: ModuleType) -> bool:
+    """Whether the learner's runs hold a policy to evaluate, export and play (POLICY = False: not)."""
+    return getattr(algo, "POLICY", True)
 
 
 def export_memory_size(algo: ModuleType, params) -> int:

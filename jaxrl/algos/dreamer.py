@@ -43,7 +43,8 @@ from jaxrl.world_model import (
     check_image_shape,
     imagine,
     is_image,
-    world_model_loss,
+    time_major_chunks,
+    world_model_update,
 )
 
 ACTOR_GRADS = ("backprop", "reinforce")  # how the actor's loss reaches its parameters
@@ -264,6 +265,19 @@ def policy_params(state: TrainState) -> PolicyParams:
     return PolicyParams(world_model=state.params.world_model, actor=state.params.actor, spec=state.spec)
 
 
+def start_from(state: TrainState, params) -> TrainState:
+    """`state` with the world model of another run's `params` (a world_model run's, or a Dreamer run's
+    policy parameters); its optimizer starts afresh. ValueError when the sizes differ."""
+    mine, theirs = state.spec, params.spec
+    names = [field.name for field in dataclasses.fields(Spec)]
+    differing = [f"{name} {getattr(theirs, name)} there, {getattr(mine, name)} here"
+                 for name in names if getattr(theirs, name) != getattr(mine, name)]
+    if differing:
+        raise ValueError(f"its world model has another shape ({'; '.join(differing)}): set the same "
+                         f"algo.deter, hidden, stoch, classes, ... as it was trained with")
+    return state.replace(params=state.params.replace(world_model=params.world_model))
+
+
 def _action_distribution(spec: Spec, actor_params, features: jax.Array, cfg: Config | None = None):
     bounds = {} if cfg is None else {"min_std": cfg.actor_min_std, "max_std": cfg.actor_max_std}
     return BoundedNormal.from_network_output(spec.actor().apply(actor_params, features), **bounds)
@@ -387,17 +401,9 @@ def _update(params: Networks, opt_state: OptStates, return_range: ReturnRange, b
     from the batch's posterior states (by the updated world model)."""
     key_sample, key_model, key_imagine = jax.random.split(key, 3)
     model, optimizers = spec.world_model(cfg), _optimizers(cfg)
-    chunk = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), replay.sample_chunks(
-        buffer, key_sample, cfg.batch_size, cfg.batch_length))  # time-major: [T, B, ...]
-    # A chunk starts mid-episode with no latent state to go on: it starts as an episode does.
-    chunk["is_first"] = chunk["is_first"].at[0].set(1.0)
-    start = zero_memory(spec, cfg.batch_size).latent
-    (_, (posteriors, metrics)), model_grads = jax.value_and_grad(
-        lambda model_params: world_model_loss(model, model_params, chunk, start, key_model),
-        has_aux=True)(params.world_model)
-    model_updates, model_opt_state = optimizers.world_model.update(model_grads, opt_state.world_model,
-                                                                   params.world_model)
-    model_params = optax.apply_updates(params.world_model, model_updates)
+    chunks = time_major_chunks(replay.sample_chunks(buffer, key_sample, cfg.batch_size, cfg.batch_length))
+    model_params, model_opt_state, posteriors, metrics = world_model_update(
+        model, params.world_model, opt_state.world_model, optimizers.world_model, chunks, key_model)
 
     starts = jax.tree.map(lambda x: jax.lax.stop_gradient(x.reshape(-1, *x.shape[2:])), posteriors)
     (_, (trajectory, return_range, behaviour_metrics)), actor_grads = jax.value_and_grad(
@@ -414,8 +420,7 @@ def _update(params: Networks, opt_state: OptStates, return_range: ReturnRange, b
         critic=critic_params,
         slow_critic=optax.incremental_update(critic_params, params.slow_critic, cfg.slow_critic_rate))
     metrics.update(behaviour_metrics)
-    metrics.update({"grad_norm/world_model": optax.tree.norm(model_grads),
-                    "grad_norm/actor": optax.tree.norm(actor_grads),
+    metrics.update({"grad_norm/actor": optax.tree.norm(actor_grads),
                     "grad_norm/critic": optax.tree.norm(critic_grads)})
     return new_params, OptStates(model_opt_state, actor_opt_state, critic_opt_state), return_range, metrics
 

@@ -8,6 +8,8 @@
     data/demo_{i}/rewards           [T] float
     data/demo_{i}/dones             [T] uint8, 1 at the last step if the episode ended there
                                     (collect ends every demo so: env end, time limit or success)
+    data/demo_{i}/terminals         [T] uint8, 1 where the env ended the episode (not a time limit);
+                                    optional (collect writes it; D4RL's name)
     demo attrs: num_samples (T), success (bool)
 
 Files of other robomimic-style tools may hold only obs/ (any keys) and
@@ -17,7 +19,8 @@ actions: training reads just those (validate.check_structure(full=False));
 Modules (import from them; their main functions share their names, so this
 package re-exports nothing): `writer` (DemoWriter), `validate` (DatasetError,
 validate and the checks), `inspect` (a file's summary), `reader` (load ->
-Dataset), `collect` (roll a policy out in an env into a DemoWriter), `demos`
+Dataset), `collect` (roll a policy out in an env into a DemoWriter), `sequences` (episodes as the step
+sequences a world model learns from), `demos`
 (what offline learners train on: several files filtered and combined, split by
 episode, normalization statistics, history and action-chunk windows on the
 device).

@@ -82,8 +82,19 @@ def memoryless(per_env: Callable) -> MemoryPolicy:
     return (lambda params, obs: ()), act
 
 
+@functools.lru_cache(maxsize=8)
+def uniform_random(action_size: int) -> MemoryPolicy:
+    """The policy that acts uniformly in [-1, 1] (collect it with sample=True: it needs a key)."""
+    def act(params, obs, memory, key):
+        batch = jax.tree.leaves(obs)[0].shape[0]
+        return jax.random.uniform(key, (batch, action_size), minval=-1.0, maxval=1.0), memory
+
+    return (lambda params, obs: ()), act
+
+
 @functools.lru_cache(maxsize=8)  # collecting again with the same env and policy compiles once
-def make_round(env: envs_mjx.Env, policy: MemoryPolicy, num_envs: int, noise: float) -> Callable:
+def make_round(env: envs_mjx.Env, policy: MemoryPolicy, num_envs: int, noise: float,
+               sample: bool = False) -> Callable:
     """jit-compiled (params, key) -> (steps taken, a dict of [episode_length, num_envs, ...] arrays).
 
     Rows past the steps taken are zeros: every episode had ended before them.
@@ -99,16 +110,19 @@ def make_round(env: envs_mjx.Env, policy: MemoryPolicy, num_envs: int, noise: fl
         return {FLAT_OBS_KEY: obs} if obs_keys is None else {key: obs[key] for key in obs_keys}
 
     def step(params, state, memory, noise_key):
-        # No key for the policy: it acts deterministically, and only `noise` makes the demos vary.
-        action, memory = policy_act(params, state.obs, memory, None)
+        # A key for the policy only if it samples: a learned policy acts deterministically, and only
+        # `noise` makes its demos vary.
+        policy_key = jax.random.fold_in(noise_key, 1) if sample else None
+        action, memory = policy_act(params, state.obs, memory, policy_key)
         if noise > 0:
             action = action + noise * jax.random.normal(noise_key, action.shape)
         # The env clips too; clipping here makes the recorded action the one executed.
         action = jnp.clip(action, -1.0, 1.0)
         next_state = batched.step(state, action)
+        truncation = next_state.info["truncation"]
         record = {"obs": recorded(state.obs), "next_obs": recorded(next_state.obs), "actions": action,
                   "rewards": next_state.reward, "dones": next_state.done,
-                  "truncation": next_state.info["truncation"]}
+                  "terminals": next_state.done * (1 - truncation), "truncation": truncation}
         if reports_success:
             record["success"] = next_state.metrics["success"]
         return next_state, memory, record
@@ -161,7 +175,7 @@ def split_episodes(steps: dict) -> list[tuple[dict, bool]]:
     for env_index in range(num_envs):
         length = ends[env_index] + 1
         demo = {field: jax.tree.map(lambda x, n=length, i=env_index: x[:n, i], steps[field])
-                for field in ("obs", "next_obs", "actions", "rewards", "dones")}
+                for field in ("obs", "next_obs", "actions", "rewards", "dones", "terminals")}
         demo["dones"] = demo["dones"].copy()
         demo["dones"][-1] = 1.0  # every demo ends its episode: by the env, the time limit or success
         demos.append((demo, bool(success[env_index])))
@@ -170,13 +184,14 @@ def split_episodes(steps: dict) -> list[tuple[dict, bool]]:
 
 def collect(env: envs_mjx.Env, policy: MemoryPolicy, episodes: int, writer: DemoWriter, *, num_envs: int,
             key: jax.Array, params: Any = None, noise: float = 0.0, only_success: bool = False,
-            progress: Callable[[CollectStats], None] | None = None) -> CollectStats:
+            sample: bool = False, progress: Callable[[CollectStats], None] | None = None) -> CollectStats:
     """Write `episodes` demos of `policy` with `params` acting in `env` (unwrapped) to `writer`.
 
     policy: (initial_memory, act) acting on the batch of a round's envs (see
     MemoryPolicy; `memoryless` of a per-env function), without a key: it acts
-    deterministically. Gaussian noise of std `noise` is added to its actions
-    (then clipped to [-1, 1]); the policy's memory never sees the noise. With
+    deterministically; with `sample` it gets a key each step (`uniform_random`).
+    Gaussian noise of std `noise` is added to its actions (then clipped to
+    [-1, 1]); the policy's memory never sees the noise. With
     `only_success`, failed episodes are dropped and rounds go on until enough
     succeeded. `progress(stats)` is called after each round; a KeyboardInterrupt
     raised there (or by Ctrl-C) stops the collection with every finished demo on disk.
@@ -187,7 +202,7 @@ def collect(env: envs_mjx.Env, policy: MemoryPolicy, episodes: int, writer: Demo
         raise ValueError(f"noise is a standard deviation, >= 0; got {noise}")
     started = time.monotonic()
     # Compiled apart from the first round, so that steps/s measures the simulation.
-    run_round = make_round(env, policy, num_envs, noise).lower(params, key).compile()
+    run_round = make_round(env, policy, num_envs, noise, sample).lower(params, key).compile()
     compile_seconds = time.monotonic() - started
     started = time.monotonic()
     written = episodes_run = successes = rounds = env_steps = 0

@@ -112,12 +112,15 @@ class DemoWriter:
                                    f"file's demos have {self._shapes[key]}")
 
     def add(self, obs: dict[str, np.ndarray], next_obs: dict[str, np.ndarray], actions, rewards, dones,
-            success: bool) -> str:
-        """Write one demo of T steps ([T, ...] arrays); its name, e.g. "demo_7"."""
+            success: bool, terminals=None) -> str:
+        """Write one demo of T steps ([T, ...] arrays); its name, e.g. "demo_7". `terminals` [T]: 1 where
+        the env ended the episode (not a time limit or success), written when given."""
         arrays = {f"obs/{k}": np.asarray(v, np.float32) for k, v in obs.items()}
         arrays.update({f"next_obs/{k}": np.asarray(next_obs[k], np.float32) for k in obs})
         arrays.update(actions=np.asarray(actions, np.float32), rewards=np.asarray(rewards, np.float32),
                       dones=np.asarray(dones).astype(np.uint8))
+        if terminals is not None:
+            arrays["terminals"] = np.asarray(terminals).astype(np.uint8)
         steps = len(arrays["actions"])
         if steps == 0:
             raise DatasetError(f"{self.path}: a demo needs at least one step")
