@@ -18,6 +18,11 @@ keeps its entry from the file already there.
     python -m benchmarks.steps_to_threshold                     # all three, seeds 0 1 2
     python -m benchmarks.steps_to_threshold --algos dreamer --seeds 0 1 2
     python -m benchmarks.steps_to_threshold --seeds 0 --budget ppo=2000000
+
+`--init-from RUN_DIR` starts every Dreamer run from a world model trained
+alone (`jaxrl train pendulum-swingup world_model data=...`), recorded as
+"dreamer_from_world_model" with the env steps of the episodes it learned from:
+those count against any saving.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=per_learner, nargs="*", default=[],
                         help=f"env steps between evaluations, ALGO=N (defaults: {EVAL_EVERY})")
     parser.add_argument("--num-eval-envs", type=int, default=32)
+    parser.add_argument("--init-from", type=Path, metavar="RUN_DIR",
+                        help="Dreamer's runs start from this world_model run's best checkpoint")
     parser.add_argument("--out", type=Path, default=RESULTS / "steps_to_threshold_pendulum_cpu.json")
     args = parser.parse_args(argv)
     args.budget, args.eval_every = BUDGETS | dict(args.budget), EVAL_EVERY | dict(args.eval_every)
@@ -80,7 +87,8 @@ def steps_to_threshold(algo: str, seed: int, args) -> dict:
     from jaxrl.train import train
 
     budget = args.budget[algo]
-    cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=OVERRIDES[algo] + [
+    started = [f"train.init_from={args.init_from}"] if args.init_from and algo == "dreamer" else []
+    cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=OVERRIDES[algo] + started + [
         f"train.seed={seed}", f"train.num_timesteps={budget}", f"train.eval_every={args.eval_every[algo]}",
         f"train.num_eval_envs={args.num_eval_envs}", f"train.checkpoint_every={budget}",
         "train.tensorboard=false"])
@@ -109,6 +117,28 @@ def summarize(runs: list[dict]) -> dict:
             "env_steps": [r["env_steps"] for r in runs]}
 
 
+def pretraining(run_dir: Path) -> dict:
+    """What a world_model run learned from (its data files' env steps, its gradient steps) and its last
+    validation figures."""
+    import h5py
+
+    from jaxrl import config
+    from jaxrl.data.demos import parse_sources
+    from jaxrl.logger import read_metrics
+
+    cfg = config.load_saved(run_dir / "config.yaml")
+    files = [path for path, _ in parse_sources(cfg.algo.data, cfg.algo.data_filter)]
+    steps = 0
+    for path in files:
+        with h5py.File(path, "r") as file:
+            steps += int(file["data"].attrs["total"])
+    validated = [record for record in read_metrics(run_dir / "metrics.jsonl") if "val/loss" in record]
+    return {"init_from": str(run_dir), "pretraining_data": files, "pretraining_env_steps": steps,
+            "pretraining_grad_steps": cfg.train.num_timesteps,
+            "pretraining_validation": {key: value for key, value in validated[-1].items()
+                                       if key.startswith("val/") or key == "grad_steps"}}
+
+
 def seconds_per_env_step(algo: str) -> float:
     """Simulated seconds of one env step of `algo`'s runs here (its recipe's control rate)."""
     import envs_mjx
@@ -129,14 +159,16 @@ def main(argv=None) -> None:
     record.update({"benchmark": "steps_to_threshold", "env": ENV_NAME, "threshold": args.threshold})
     for algo in args.algos:
         runs = []
+        name, started = (f"{algo}_from_world_model", pretraining(args.init_from)) if (
+            args.init_from and algo == "dreamer") else (algo, {})
         for seed in args.seeds:
             runs.append(steps_to_threshold(algo, seed, args))
-            record[algo] = summarize(runs) | {
+            record[name] = summarize(runs) | started | {
                 "runs": runs, "overrides": OVERRIDES[algo], "budget": args.budget[algo],
                 "eval_every": args.eval_every[algo], "machine": describe_machine()}
             write(record, args.out)
-        print(f"{algo}: reached {args.threshold:.0f} in {record[algo]['reached']} runs; env steps per seed "
-              f"{record[algo]['env_steps']}")
+        print(f"{name}: reached {args.threshold:.0f} in {record[name]['reached']} runs; env steps per seed "
+              f"{record[name]['env_steps']}")
     for algo in BUDGETS.keys() & record.keys():  # a property of the recipe, for entries of earlier runs too
         record[algo]["seconds_per_env_step"] = seconds_per_env_step(algo)
     sac = record.get("sac", {}).get("median_env_steps")

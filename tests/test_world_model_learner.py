@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 import toy_envs
+from conftest import jaxrl_process
 from tiny_runs import TINY_DREAMER
 
 from jaxrl import cli, config
@@ -64,12 +65,11 @@ def test_a_world_model_of_cartpole_predicts_held_out_episodes_open_loop(tmp_path
     settings = ["env.physics_steps=4", "env.episode_length=100"]
     assert cli.main(["collect", "cartpole-balance", "--policy", "random", "--episodes", "24", "--out",
                      str(episodes), *settings]) == 0
-    assert cli.main(["train", "cartpole-balance", "world_model", f"data={episodes}", *settings,
-                     "algo.deter=64", "algo.hidden=32", "algo.stoch=8", "algo.classes=8", "algo.layers=1",
-                     "algo.batch_length=16", "algo.imag_horizon=8", "algo.open_loop_context=4",
-                     "algo.model_lr=1e-3", "train.num_timesteps=2000", "train.eval_every=1000",
-                     "train.iterations_per_call=500", "train.tensorboard=false",
-                     f"train.run_dir={run_dir}"]) == 0
+    jaxrl_process("train", "cartpole-balance", "world_model", f"data={episodes}", *settings,
+                  "algo.deter=64", "algo.hidden=32", "algo.stoch=8", "algo.classes=8", "algo.layers=1",
+                  "algo.batch_length=16", "algo.imag_horizon=8", "algo.open_loop_context=4",
+                  "algo.model_lr=1e-3", "train.num_timesteps=2000", "train.eval_every=1000",
+                  "train.iterations_per_call=500", "train.tensorboard=false", f"train.run_dir={run_dir}")
     untrained, *_, trained = _val_records(run_dir)
     capsys.readouterr()
     at_50_hz = ["train", "cartpole-balance", "world_model", f"data={episodes}", "env.physics_steps=2"]
