@@ -20,9 +20,10 @@ keeps its entry from the file already there.
     python -m benchmarks.steps_to_threshold --seeds 0 --budget ppo=2000000
 
 `--init-from RUN_DIR` starts every Dreamer run from a world model trained
-alone (`jaxrl train pendulum-swingup world_model data=...`), recorded as
-"dreamer_from_world_model" with the env steps of the episodes it learned from:
-those count against any saving.
+alone (`jaxrl train pendulum-swingup world_model data=...`), and `--prefill
+FILE` starts its replay with recorded episodes; the runs are recorded as
+"dreamer_from_world_model", "dreamer_prefilled" or both, with the env steps of
+the episodes recorded: those count against any saving.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--num-eval-envs", type=int, default=32)
     parser.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                         help="Dreamer's runs start from this world_model run's best checkpoint")
+    parser.add_argument("--prefill", type=Path, metavar="FILE",
+                        help="Dreamer's runs start with these recorded episodes in their replay")
     parser.add_argument("--out", type=Path, default=RESULTS / "steps_to_threshold_pendulum_cpu.json")
     args = parser.parse_args(argv)
     args.budget, args.eval_every = BUDGETS | dict(args.budget), EVAL_EVERY | dict(args.eval_every)
@@ -87,7 +90,7 @@ def steps_to_threshold(algo: str, seed: int, args) -> dict:
     from jaxrl.train import train
 
     budget = args.budget[algo]
-    started = [f"train.init_from={args.init_from}"] if args.init_from and algo == "dreamer" else []
+    started = [f"train.{name}={value}" for name, value in started_with(algo, args).items()]
     cfg = config.load(ENV_NAME, algo, preset="cpu", overrides=OVERRIDES[algo] + started + [
         f"train.seed={seed}", f"train.num_timesteps={budget}", f"train.eval_every={args.eval_every[algo]}",
         f"train.num_eval_envs={args.num_eval_envs}", f"train.checkpoint_every={budget}",
@@ -117,21 +120,33 @@ def summarize(runs: list[dict]) -> dict:
             "env_steps": [r["env_steps"] for r in runs]}
 
 
+def started_with(algo: str, args) -> dict[str, Path]:
+    """The train.init_from and train.prefill a run of `algo` starts with (Dreamer's alone)."""
+    given = {"init_from": args.init_from, "prefill": args.prefill} if algo == "dreamer" else {}
+    return {name: value for name, value in given.items() if value}
+
+
+def recorded_env_steps(files: list[str]) -> int:
+    """The env steps the episodes of HDF5 `files` hold."""
+    import h5py
+
+    steps = 0
+    for path in files:
+        with h5py.File(path, "r") as file:
+            steps += int(file["data"].attrs["total"])
+    return steps
+
+
 def pretraining(run_dir: Path) -> dict:
     """What a world_model run learned from (its data files' env steps, its gradient steps) and its last
     validation figures."""
-    import h5py
-
     from jaxrl import config
     from jaxrl.data.demos import parse_sources
     from jaxrl.logger import read_metrics
 
     cfg = config.load_saved(run_dir / "config.yaml")
     files = [path for path, _ in parse_sources(cfg.algo.data, cfg.algo.data_filter)]
-    steps = 0
-    for path in files:
-        with h5py.File(path, "r") as file:
-            steps += int(file["data"].attrs["total"])
+    steps = recorded_env_steps(files)
     validated = [record for record in read_metrics(run_dir / "metrics.jsonl") if "val/loss" in record]
     return {"init_from": str(run_dir), "pretraining_data": files, "pretraining_env_steps": steps,
             "pretraining_grad_steps": cfg.train.num_timesteps,
@@ -159,8 +174,13 @@ def main(argv=None) -> None:
     record.update({"benchmark": "steps_to_threshold", "env": ENV_NAME, "threshold": args.threshold})
     for algo in args.algos:
         runs = []
-        name, started = (f"{algo}_from_world_model", pretraining(args.init_from)) if (
-            args.init_from and algo == "dreamer") else (algo, {})
+        name, started = algo, {}
+        given = started_with(algo, args)
+        if "init_from" in given:
+            name, started = f"{name}_from_world_model", started | pretraining(given["init_from"])
+        if "prefill" in given:
+            name, started = f"{name}_prefilled", started | {
+                "prefill": str(given["prefill"]), "prefill_env_steps": recorded_env_steps([given["prefill"]])}
         for seed in args.seeds:
             runs.append(steps_to_threshold(algo, seed, args))
             record[name] = summarize(runs) | started | {

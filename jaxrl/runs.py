@@ -73,7 +73,7 @@ def restore_run(run_dir: Path, checkpoint: str | int, env_name: str | None = Non
     if need_policy and not algos.has_policy(algo):
         raise config.ConfigError(f"{run_dir} trained a {cfg.algo_name}, which holds no policy to run: start "
                                  f"Dreamer from it with `jaxrl train {cfg.env_name} dreamer "
-                                 f"algo.init_from={run_dir}`")
+                                 f"train.init_from={run_dir}`")
     train_env, eval_env = make_envs(cfg)
     # An offline learner's state is shaped by its data's sizes, which the env and config give: the
     # demonstration files need not be at hand to restore, export or evaluate its checkpoints.

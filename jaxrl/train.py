@@ -45,6 +45,8 @@ from rich.console import Console
 import envs_mjx
 from jaxrl import algos, config, parallel
 from jaxrl.checkpoint import Checkpointer
+from jaxrl.data import sequences
+from jaxrl.data.validate import DatasetError
 from jaxrl.device_call import make_device_call, member_report, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
 from jaxrl.logger import RunLogger
@@ -203,20 +205,37 @@ class _Loop:
                                      f"dreamer does (from a world_model or dreamer run)")
         run = restore_run(run_dir, "best", env_name=cfg.env_name, need_policy=False)
         check_same_dynamics(run.cfg.env, cfg.env, f"train.init_from: {run_dir}")
+        return self.every_member(start_from, run.params, f"train.init_from: {run_dir}")
 
-        def started(state, params):
+    def prefilled(self, data: str):
+        """The fresh state with the episodes of `data` in its replay (algo.prefill), for every member
+        alike; ConfigError when the learner or the data cannot."""
+        cfg, prefill = self.cfg, getattr(self.algo, "prefill", None)
+        if prefill is None:
+            raise config.ConfigError(f"train.prefill: {cfg.algo_name} does not start from recorded episodes; "
+                                     f"dreamer does")
+        try:
+            steps = sequences.load_for_env(data, "all", cfg.algo.obs_key, 0.0, 0, self.eval_env).train
+        except DatasetError as error:
+            raise config.ConfigError(f"train.prefill: {error}") from None
+        return self.every_member(prefill, steps, f"train.prefill: {data}")
+
+    def every_member(self, fn, arg, where: str):
+        """The state with fn(run, arg) applied to it (to each member of a population), placed as before;
+        ConfigError naming `where` for fn's ValueError."""
+        def apply(state, arg):
             if self.population is not None:
-                state = state.replace(runs=jax.vmap(start_from, (0, None))(state.runs, params))
+                state = state.replace(runs=jax.vmap(fn, (0, None))(state.runs, arg))
             else:
-                state = start_from(state, params)
+                state = fn(state, arg)
             if self.mesh is None:
                 return state
             return jax.lax.with_sharding_constraint(state, parallel.state_shardings(state, self.mesh))
 
         try:
-            return jax.jit(started)(self.state, run.params)
+            return jax.jit(apply)(self.state, arg)
         except ValueError as error:
-            raise config.ConfigError(f"train.init_from: {run_dir}: {error}") from None
+            raise config.ConfigError(f"{where}: {error}") from None
 
     @property
     def width(self) -> int:
@@ -451,6 +470,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         loop.state = loop.init(loop.key_init, loop.demos)
         if cfg.train.init_from:
             loop.state = loop.started_from(Path(cfg.train.init_from))
+        if cfg.train.prefill:
+            loop.state = loop.prefilled(cfg.train.prefill)
     parallel.sync("jaxrl: the run directory is checked")  # by every process, before process 0 writes
     run_dir.mkdir(parents=True, exist_ok=True)
     start_call = loop.open_checkpoints(resume)

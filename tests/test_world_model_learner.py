@@ -1,5 +1,8 @@
 """Dreamer's world model trained alone from recorded episodes: the steps it reads from HDF5, that it
-learns to predict open loop, that its runs hold no policy, and that a Dreamer run starts from it."""
+learns to predict open loop, that its runs hold no policy, and that a Dreamer run starts from it and from
+a replay holding those episodes."""
+
+import dataclasses
 
 import jax
 import numpy as np
@@ -8,7 +11,9 @@ import toy_envs
 from conftest import jaxrl_process
 from tiny_runs import TINY_DREAMER
 
+import envs_mjx
 from jaxrl import cli, config
+from jaxrl.algos import dreamer
 from jaxrl.data import sequences
 from jaxrl.data.collect import collect, uniform_random
 from jaxrl.data.writer import DemoWriter
@@ -53,6 +58,29 @@ def test_recorded_episodes_become_the_steps_dreamer_stores_and_time_limits_are_n
     np.testing.assert_array_equal(np.diff(drawn["obs"][..., 0], axis=1)[going_on], 1.0)
 
 
+def test_a_prefilled_replay_holds_the_recorded_steps_in_order_and_learning_starts_at_once(tmp_path):
+    env = toy_envs.StepCounter(toy_envs.StepCounterConfig(episode_length=5, horizon=100))
+    _record(tmp_path / "episodes.hdf5", env, 21)  # 105 steps: 13 rows of 8 envs, one step left out
+    steps = sequences.load_for_env(str(tmp_path / "episodes.hdf5"), "all", "state", 0.0, 0, env).train
+    cfg = dreamer.Config(num_envs=8, unroll_length=2, batch_size=4, batch_length=8, train_ratio=4,
+                         min_replay_size=104, replay_capacity=256, deter=16, hidden=16, stoch=4, classes=4,
+                         layers=1, imag_horizon=5)
+    batched = envs_mjx.wrap_for_training(env, episode_length=5)
+    state = dreamer.prefill(dreamer.init(jax.random.PRNGKey(0), batched, cfg), steps)
+    state, metrics = jax.jit(lambda s: dreamer.train_step(s, batched, cfg))(state)
+    assert int(state.replay.size) == 104 + 16 and metrics["loss/reconstruction"] > 0  # learned at once
+    stored = jax.tree.map(np.asarray, state.replay.data)  # [rows, envs, ...]
+    recorded = jax.tree.map(np.asarray, steps)
+    for name in sequences.STEP_FIELDS:  # env e's column holds recorded steps 13e .. 13e + 12
+        np.testing.assert_array_equal(stored[name][:13].swapaxes(0, 1).reshape(104, *stored[name].shape[2:]),
+                                      recorded[name][:104])
+    np.testing.assert_array_equal(stored["is_first"][13], 1.0)  # the live episodes start after them
+    np.testing.assert_array_equal(stored["obs"][13:15, :, 0], [[1.0] * 8, [2.0] * 8])
+    too_many = dataclasses.replace(cfg, replay_capacity=96, min_replay_size=64)
+    with pytest.raises(ValueError, match="fill 13 rows of the replay's 8 env columns, which holds 12"):
+        dreamer.prefill(dreamer.init(jax.random.PRNGKey(0), batched, too_many), steps)
+
+
 def _val_records(run_dir) -> list[dict]:
     return [record for record in read_metrics(run_dir / "metrics.jsonl") if "val/loss" in record]
 
@@ -76,6 +104,8 @@ def test_a_world_model_of_cartpole_predicts_held_out_episodes_open_loop(tmp_path
     assert cli.main(at_50_hz) == 2
     assert ("recorded with env.physics_steps=4, but this run's env has env.physics_steps=2: train with "
             "env.physics_steps=4") in capsys.readouterr().out
+    assert cli.main(["train", "pendulum-swingup", "world_model", f"data={episodes}", *settings]) == 2
+    assert "recorded in cartpole-balance, another env than this run's" in capsys.readouterr().out
     assert trained["val/reconstruction"] < 0.1 * untrained["val/reconstruction"]
     assert trained["val/open_loop_obs_error"] < 0.6 * trained["val/hold_last_obs_error"], trained
     assert trained["val/open_loop_reward_error"] < untrained["val/open_loop_reward_error"]
@@ -98,9 +128,13 @@ def test_a_dreamer_run_starts_from_a_world_model_run_of_its_sizes_which_holds_no
 
     words = [*TINY_DREAMER, "train.iterations_per_call=4", "train.num_timesteps=64", "train.eval_every=64",
              "train.num_eval_envs=4", "train.tensorboard=false", "env.episode_length=50"]
-    assert train(config.load(name, "dreamer", overrides=[*words, f"train.init_from={model_run}"]),
+    started = [f"train.init_from={model_run}", f"train.prefill={episodes}", "algo.replay_capacity=1024"]
+    assert train(config.load(name, "dreamer", overrides=[*words, *started]),
                  tmp_path / "dreamer").status == "finished"
     first_updates = read_metrics(tmp_path / "dreamer" / "metrics.jsonl")[1]
+    recorded = sequences.num_steps(sequences.load_sequences(str(episodes), "all", "state", 0.0, 0).train)
+    # Whole rows of them, then 16 steps an iteration: a call's record holds the mean of its 4 iterations.
+    assert first_updates["replay_size"] == recorded // 8 * 8 + 16 * (1 + 2 + 3 + 4) / 4
     # Two updates of an untrained model would leave its reconstruction near the untrained one's.
     assert 0 < first_updates["loss/reconstruction"] < 0.2 * untrained["val/reconstruction"]
     with pytest.raises(config.ConfigError, match="another shape .*deter 16 there, 32 here"):

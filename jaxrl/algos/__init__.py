@@ -42,6 +42,13 @@ A learner that can start from what another run learned defines
                                           when they do not fit. The loop restores them from
                                           `train.init_from`'s best checkpoint; a resumed run ignores it
 
+and a learner whose replay can start with recorded episodes defines
+
+  prefill(state, steps) -> state          a fresh state whose replay holds `steps` (a stream of
+                                          jaxrl.data.sequences.STEP_FIELDS); ValueError when they do
+                                          not fit. The loop reads them from `train.prefill`'s files;
+                                          a resumed run finds them in its checkpoint
+
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
 finished episodes as metrics "episode_sum/<name>" and "episode_count". Its

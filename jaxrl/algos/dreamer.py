@@ -278,6 +278,29 @@ def start_from(state: TrainState, params) -> TrainState:
     return state.replace(params=state.params.replace(world_model=params.world_model))
 
 
+def prefill(state: TrainState, steps: dict) -> TrainState:
+    """`state` with recorded `steps` (a stream of STEP_FIELDS, as jaxrl.data.sequences loads episodes) in
+    its replay's first rows: the stream cut into `num_envs` runs of consecutive steps, one per env's column,
+    the steps past a whole number of rows left out. The live steps then follow each column, their first
+    flagged is_first, and learning starts once the replay holds min_replay_size steps. ValueError when the
+    steps do not fit the replay."""
+    buffer = state.replay
+    recorded = jax.tree.leaves(steps)[0].shape[0]
+    rows = recorded // buffer.num_envs
+    if not 1 <= rows <= buffer.rows:
+        raise ValueError(f"{recorded:,} recorded steps fill {rows:,} rows of the replay's {buffer.num_envs} "
+                         f"env columns, which holds {buffer.rows:,}: record at least num_envs steps and at "
+                         f"most algo.replay_capacity")
+    for name, stored in buffer.data.items():
+        if steps[name].shape[1:] != stored.shape[2:]:
+            raise ValueError(f"the recorded {name!r} is {steps[name].shape[1:]} a step, the replay's "
+                             f"{stored.shape[2:]}: were the episodes recorded with other settings?")
+    columns = jax.tree.map(lambda values, stored: jnp.swapaxes(
+        values[:rows * buffer.num_envs].reshape(buffer.num_envs, rows, *values.shape[1:]), 0, 1
+    ).astype(stored.dtype), steps, buffer.data)
+    return state.replace(replay=replay.insert(buffer, columns))
+
+
 def _action_distribution(spec: Spec, actor_params, features: jax.Array, cfg: Config | None = None):
     bounds = {} if cfg is None else {"min_std": cfg.actor_min_std, "max_std": cfg.actor_max_std}
     return BoundedNormal.from_network_output(spec.actor().apply(actor_params, features), **bounds)

@@ -5,7 +5,7 @@ gradient step of Dreamer's world-model loss (jaxrl.world_model) on
 `batch_size` chunks of `batch_length` consecutive steps of the training
 episodes (jaxrl.data.sequences: the steps as Dreamer's replay stores them).
 The sizes and loss settings keep Dreamer's names, so a Dreamer run of the same
-sizes starts from the result: `jaxrl train ENV dreamer algo.init_from=RUN_DIR`.
+sizes starts from the result: `jaxrl train ENV dreamer train.init_from=RUN_DIR`.
 
 Each evaluation reports, on chunks of the held-out episodes: the loss and its
 parts (reconstruction, reward, continue, dynamics, representation), and the
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxrl import config, twohot
-from jaxrl.algos import actor, offline
+from jaxrl import twohot
+from jaxrl.algos import offline
 from jaxrl.algos.dreamer import Spec, zero_memory
 from jaxrl.data import sequences
 from jaxrl.data.validate import DatasetError
@@ -100,28 +100,11 @@ def _optimizer(cfg: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.model_clip), optax.adam(cfg.model_lr, eps=1e-8))
 
 
-def _env_obs(cfg: Config, env) -> jax.ShapeDtypeStruct:
-    """One env's observation under obs_key (shape and dtype), from the env."""
-    obs = jax.eval_shape(env.unwrapped.reset, jax.random.PRNGKey(0)).obs
-    if isinstance(obs, dict) and cfg.obs_key not in obs:
-        raise DatasetError(f"the env has no observation {cfg.obs_key!r}; it has {', '.join(obs)}: set "
-                           f"obs_key to one of them")
-    return actor.select(obs, cfg.obs_key)
-
-
 def load_data(cfg: Config, env) -> sequences.SequenceSet:
     """The episodes of cfg.data as step sequences on the device, checked against `env`."""
-    expected = _env_obs(cfg, env)
-    sequences.check_recorded_env(cfg.data, config.as_dict(env.unwrapped.config))
-    data = sequences.load_sequences(cfg.data, cfg.data_filter, cfg.obs_key, cfg.val_fraction,
-                                    cfg.split_seed, expected.dtype)
-    name = env.unwrapped.__class__.__name__
-    obs_shape, action_size = data.train["obs"].shape[1:], data.train["action"].shape[-1]
-    if obs_shape != expected.shape or action_size != env.action_size:
-        raise DatasetError(f"the episodes' {cfg.obs_key!r} observations are {obs_shape} and their actions "
-                           f"{action_size} values, but the env ({name}) gives {expected.shape} and takes "
-                           f"{env.action_size}: were they recorded in another env or with other settings?")
-    check_image_shape(obs_shape)
+    data = sequences.load_for_env(cfg.data, cfg.data_filter, cfg.obs_key, cfg.val_fraction, cfg.split_seed,
+                                  env)
+    check_image_shape(data.train["obs"].shape[1:])
     recorded = sequences.num_steps(data.train)
     if recorded < cfg.batch_length:
         raise DatasetError(f"the training episodes hold {recorded:,} steps, fewer than one chunk of "
@@ -134,7 +117,7 @@ def resolved_config(cfg: Config, data: sequences.SequenceSet) -> Config:
 
 
 def abstract_data(cfg: Config, env) -> sequences.SequenceSet:
-    obs = _env_obs(cfg, env)
+    obs = sequences.env_obs(env, cfg.obs_key)
     return sequences.abstract_sequences(obs.shape, obs.dtype, env.action_size)
 
 

@@ -25,6 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+import envs_mjx
+from envs_mjx.registry import UnknownEnvError
+from jaxrl import config
+from jaxrl.algos.actor import select
 from jaxrl.data.demos import parse_sources, split_episodes
 from jaxrl.data.reader import DemoArrays, demo_succeeded, read_files
 from jaxrl.data.validate import DatasetError, open_file, read_env_args
@@ -89,19 +93,54 @@ def load_sequences(data: str, data_filter: str, obs_key: str, val_fraction: floa
                        num_train_episodes=int((~held_out).sum()))
 
 
-def check_recorded_env(data: str, env_settings: dict) -> None:
-    """DatasetError when a file of `data` was recorded with env settings (its env_args' env_config) other
-    than `env_settings` in more than the episode length: its steps would be another env's dynamics."""
+def check_recorded_env(data: str, env) -> None:
+    """DatasetError when a file of `data` was recorded in another registered env than `env`, or with env
+    settings (its env_args' env_config) other than env's in more than the episode length: its steps would
+    be another env's dynamics."""
+    settings = config.as_dict(env.unwrapped.config)
     for path, _ in parse_sources(data, "all"):
         with open_file(path) as file:
-            recorded = (read_env_args(file, path) or {}).get("env_config") or {}
+            env_args = read_env_args(file, path) or {}
+        name, recorded = env_args.get("env_name"), env_args.get("env_config") or {}
+        try:
+            another_env = envs_mjx.config_class(name) is not type(env.unwrapped.config)
+        except (UnknownEnvError, TypeError):  # no name, or an env registered elsewhere: the settings tell
+            another_env = False
+        if another_env:
+            raise DatasetError(f"{path} was recorded in {name}, another env than this run's: record this "
+                               f"env's episodes (`jaxrl collect ENV ...`)")
         differing = [key for key, value in recorded.items()
-                     if key != "episode_length" and key in env_settings and env_settings[key] != value]
+                     if key != "episode_length" and key in settings and settings[key] != value]
         if differing:
             theirs = " ".join(f"env.{key}={recorded[key]}" for key in differing)
-            ours = ", ".join(f"env.{key}={env_settings[key]}" for key in differing)
+            ours = ", ".join(f"env.{key}={settings[key]}" for key in differing)
             raise DatasetError(f"{path} was recorded with {theirs}, but this run's env has {ours}: train "
                                f"with {theirs}")
+
+
+def env_obs(env, obs_key: str) -> jax.ShapeDtypeStruct:
+    """One observation of `env` under `obs_key` (shape and dtype); DatasetError when it has none."""
+    obs = jax.eval_shape(env.unwrapped.reset, jax.random.PRNGKey(0)).obs
+    if isinstance(obs, dict) and obs_key not in obs:
+        raise DatasetError(f"the env has no observation {obs_key!r}; it has {', '.join(obs)}: set "
+                           f"obs_key to one of them")
+    return select(obs, obs_key)
+
+
+def load_for_env(data: str, data_filter: str, obs_key: str, val_fraction: float, split_seed: int,
+                 env) -> SequenceSet:
+    """load_sequences of episodes recorded in `env` (unwrapped or not), observations as the env's dtype;
+    DatasetError when they were recorded with other env settings or other observation or action shapes."""
+    expected = env_obs(env, obs_key)
+    check_recorded_env(data, env)
+    loaded = load_sequences(data, data_filter, obs_key, val_fraction, split_seed, expected.dtype)
+    name = env.unwrapped.__class__.__name__
+    obs_shape, action_size = loaded.train["obs"].shape[1:], loaded.train["action"].shape[-1]
+    if obs_shape != expected.shape or action_size != env.action_size:
+        raise DatasetError(f"the episodes' {obs_key!r} observations are {obs_shape} and their actions "
+                           f"{action_size} values, but the env ({name}) gives {expected.shape} and takes "
+                           f"{env.action_size}: were they recorded in another env or with other settings?")
+    return loaded
 
 
 def abstract_sequences(obs_shape: Sequence[int], obs_dtype, action_size: int) -> SequenceSet:
