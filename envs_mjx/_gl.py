@@ -36,6 +36,14 @@ def headless_backend(environ: Mapping[str, str], platform: str = sys.platform,
     return next((backend for backend, library in HEADLESS_BACKENDS if find_library(library)), None)
 
 
+def can_open_windows(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """Whether MuJoCo's interactive viewer can open here: it needs GLFW (MUJOCO_GL unset or glfw) and,
+    on Linux, a display. Without them, GLFW's failure ends the process instead of raising."""
+    if environ.get("MUJOCO_GL", "glfw") != "glfw":
+        return False
+    return platform != "linux" or bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+
+
 def choose_headless_backend() -> None:
     """Set MUJOCO_GL per `headless_backend`, unless MuJoCo is already imported (then it is too late)."""
     backend = headless_backend(os.environ)
