@@ -65,6 +65,8 @@ class TrainConfig:
     init_from: str = ""  # a run whose best checkpoint a new run starts from (dreamer: a world_model run)
     prefill: str = ""  # recorded episodes (HDF5 files, a,b) a new run's replay starts with (dreamer)
     tensorboard: bool = True  # also write TensorBoard events
+    wandb: bool = False  # also log to Weights & Biases (the wandb extra; offline without credentials)
+    wandb_project: str = "jaxrl"  # the W&B project of train.wandb
     video_every: int = 0  # env (or gradient) steps between videos of the policy, and one at the end; 0: none
     video_steps: int = 250  # control steps a video shows at most (it ends with the episode)
 

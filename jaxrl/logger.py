@@ -1,4 +1,5 @@
-"""Run logging: metrics.jsonl, TensorBoard events, a progress display, learning_curve.png.
+"""Run logging: metrics.jsonl, a progress display, learning_curve.png, and sinks that mirror the
+records elsewhere: TensorBoard events (`TensorBoardSink`), Weights & Biases (`jaxrl.wandb_sink`).
 
 One record per device call, a flat dict of floats keyed like "train/episode_return",
 "eval/episode_return", "loss/value", plus "call" and the progress count, "env_steps"
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -34,11 +36,38 @@ SCORES = (("eval/success", lambda value: f"success {value:.0%}"),
           ("val/loss", lambda value: f"val loss {value:.3g}"))
 EVALUATED = {"eval/episode_return", "val/loss"}  # an evaluation's record: its line is printed at once
 
+class TensorBoardSink:
+    """TensorBoard events in the run directory."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None):
+        """`purge_step`: on resume, the first step to write again (events a crashed process wrote from
+        there on are dropped); None for a fresh run."""
+        from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
+
+        self._writer = SummaryWriter(str(run_dir), purge_step=purge_step)
+
+    def scalars(self, record: dict, step: int, step_key: str) -> None:
+        for key, value in record.items():
+            if key not in (step_key, "call"):
+                self._writer.add_scalar(key, value, step)
+
+    def image(self, tag: str, encoded: bytes, height: int, width: int, step: int) -> None:
+        """A PNG, or an animated GIF, which TensorBoard plays."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
+        self._writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+    def close(self, curve_png: Path) -> None:
+        self._writer.close()
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0,
-                 resume_call: int | None = None, tensorboard: bool = True, console: Console | None = None,
+                 resume_call: int | None = None, sinks: Sequence = (), console: Console | None = None,
                  step_key: str = "env_steps"):
-        """`resume_call`: the device call a resumed run restarts after (None: a fresh run)."""
+        """`resume_call`: the device call a resumed run restarts after (None: a fresh run). `sinks`: where
+        records, images and the final curve also go (`TensorBoardSink`, `jaxrl.wandb_sink.WandbSink`)."""
         self.run_dir = Path(run_dir)
         self.console = console or Console()
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -49,13 +78,7 @@ class RunLogger:
             r for r in read_metrics(self.metrics_path) if r["call"] <= resume_call]
         self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.metrics_path.open("a")
-        self._writer = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter  # imported lazily: it is slow to import
-
-            # Drop the events a crashed process wrote past the checkpoint.
-            purge_step = None if resume_call is None else start_steps + 1
-            self._writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
+        self.sinks = list(sinks)
         self._start_steps = start_steps
         self._start_time = time.monotonic()
         self._last_plain = -math.inf
@@ -78,10 +101,8 @@ class RunLogger:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         steps = record[self.step_key]
-        if self._writer is not None:
-            for key, value in record.items():
-                if key not in (self.step_key, "call"):
-                    self._writer.add_scalar(key, value, steps)
+        for sink in self.sinks:
+            sink.scalars(record, steps, self.step_key)
         for key, shown in SCORES:
             if key in record:
                 self._last_score = shown(record[key])
@@ -97,13 +118,9 @@ class RunLogger:
                                f"{self._last_score}  ETA {eta}")
 
     def image(self, tag: str, encoded: bytes, height: int, width: int, env_steps: int) -> None:
-        """An encoded image in TensorBoard, if on: a PNG, or an animated GIF, which TensorBoard plays."""
-        if self._writer is None:
-            return
-        from tensorboardX.proto.summary_pb2 import Summary
-
-        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
-        self._writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), env_steps)
+        """An encoded image (a PNG, or an animated GIF) for the sinks."""
+        for sink in self.sinks:
+            sink.image(tag, encoded, height, width, env_steps)
 
     def message(self, text: str) -> None:
         """A line above the progress bar (or plain)."""
@@ -113,9 +130,10 @@ class RunLogger:
         if self._progress is not None:
             self._progress.stop()
         self._file.close()
-        if self._writer is not None:
-            self._writer.close()
-        plot_learning_curve(self.metrics_path, self.run_dir / "learning_curve.png", self.step_key)
+        curve_png = self.run_dir / "learning_curve.png"
+        plot_learning_curve(self.metrics_path, curve_png, self.step_key)
+        for sink in self.sinks:
+            sink.close(curve_png)
 
 
 def plot_learning_curve(metrics_path: Path, png_path: Path, step_key: str = "env_steps") -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ from jaxrl.data import sequences
 from jaxrl.data.validate import DatasetError
 from jaxrl.device_call import make_device_call, member_report, non_finite_culprit
 from jaxrl.evaluation import add_success_interval, make_evaluator, policy_with_memory
-from jaxrl.logger import RunLogger
+from jaxrl.logger import RunLogger, TensorBoardSink
 from jaxrl.population import (
     Members,
     Population,
@@ -459,6 +460,8 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
         raise config.ConfigError(
             f"{run_dir} already holds a run; continue it with `jaxrl train --resume {run_dir}` or "
             f"choose another run_dir")
+    if cfg.train.wandb and importlib.util.find_spec("wandb") is None:
+        raise config.ConfigError("train.wandb=true needs Weights & Biases: pip install -e '.[wandb]'")
     cfg, algo, eval_env, source, demos = _prepare(cfg, mesh)
     if resume:
         saved = config.load_saved(run_dir / "config.yaml")
@@ -487,6 +490,19 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     return _run(loop, start_call, resume)
 
 
+def _log_sinks(loop: _Loop, start_steps: int, resume: bool) -> list:
+    """Where the run's records go besides metrics.jsonl: TensorBoard, W&B, as train.* asks."""
+    tc, sinks = loop.cfg.train, []
+    if tc.tensorboard:  # on resume, drop the events a crashed process wrote past the checkpoint
+        sinks.append(TensorBoardSink(loop.run_dir, start_steps + 1 if resume else None))
+    if tc.wandb:
+        from jaxrl.wandb_sink import WandbSink
+
+        sinks.append(WandbSink(loop.run_dir, config.as_dict(loop.cfg), loop.schedule.step_key,
+                               tc.wandb_project, loop.console))
+    return sinks
+
+
 def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
     """Compile, run, report; the checkpoints and the log are closed at the end, whatever happens."""
     schedule, console, tc = loop.schedule, loop.console, loop.cfg.train
@@ -499,7 +515,8 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
         if parallel.is_main_process():
             loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls),
                                     schedule.steps(start_call), start_call if resume else None,
-                                    tc.tensorboard, console, step_key=schedule.step_key)
+                                    _log_sinks(loop, schedule.steps(start_call), resume), console,
+                                    step_key=schedule.step_key)
         status, run_seconds = loop.run(start_call, resume)
     except KeyboardInterrupt:  # a second signal: stop at once, the last checkpoint stands
         kept = loop.checkpointer.latest_step() or 0
