@@ -5,7 +5,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA cache-load chatter
 
 import dataclasses
+import fcntl
 import gc
+import shutil
 import subprocess
 import sys
 
@@ -126,23 +128,29 @@ SMALL_RUN_OVERRIDES = {
 
 @pytest.fixture(scope="session")
 def small_run(tiny_config, tmp_path_factory):
-    """small_run(env_name) -> the directory of a PPO run trained for a few iterations (cached): cartpole
-    from tiny_config, the others through `jaxrl train <env> ppo --preset cpu` with SMALL_RUN_OVERRIDES."""
+    """small_run(env_name) -> the directory of a PPO run trained for a few iterations: cartpole from
+    tiny_config, the others through `jaxrl train <env> ppo --preset cpu` with SMALL_RUN_OVERRIDES. Trained
+    once for the whole suite: pytest-xdist's workers share the directory, the first to ask trains it while
+    the others wait on a file lock."""
     from jaxrl import cli
     from jaxrl.train import train
 
-    runs = {}
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' common parent
 
     def get(env_name: str):
-        if env_name not in runs:
-            run_dir = tmp_path_factory.mktemp(env_name)
-            if env_name == "cartpole-balance":
-                train(tiny_config, run_dir)
-            else:
-                assert cli.main(["train", env_name, "ppo", "--preset", "cpu", f"train.run_dir={run_dir}",
-                                 *SMALL_RUN_OVERRIDES[env_name], "train.tensorboard=false"]) == 0
-            runs[env_name] = run_dir
-        return runs[env_name]
+        run_dir = shared / f"small-run-{env_name}"
+        with open(shared / f"small-run-{env_name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (run_dir / "trained").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died half-way
+                if env_name == "cartpole-balance":
+                    train(tiny_config, run_dir)
+                else:
+                    assert cli.main(["train", env_name, "ppo", "--preset", "cpu", f"train.run_dir={run_dir}",
+                                     *SMALL_RUN_OVERRIDES[env_name], "train.tensorboard=false"]) == 0
+                (run_dir / "trained").touch()
+        return run_dir
 
     return get
 
