@@ -87,8 +87,7 @@ class PlainMuJoCoEnv(gymnasium.Env):
         if render_mode is not None and render_mode not in modes:
             raise ValueError(f"render_mode must be one of {modes} or None, got {render_mode!r}")
         self.env_name = env_name
-        self.mjx_env, self._reset = _env_and_jitted_reset(env_name, tuple(sorted(config_fields.items())))
-        images = [key for key, space in _dict_items(observation_space(self.mjx_env)) if len(space.shape) > 1]
+        self.mjx_env, self._reset, images = _plain_env_parts(env_name, tuple(sorted(config_fields.items())))
         if images:
             raise ValueError(f"{env_name} observes images ({', '.join(images)}), which only MJX renders; "
                              f"use envs_mjx.gym.make_vec({env_name!r}, num_envs=...) for them, or leave "
@@ -150,15 +149,14 @@ class PlainMuJoCoEnv(gymnasium.Env):
 
 
 @functools.cache
-def _env_and_jitted_reset(env_name: str, config_fields: tuple) -> tuple[Env, Callable]:
-    """One MJX env and compiled reset per env and settings, shared by the plain envs made of them: code
-    that makes many (a Stable-Baselines3 DummyVecEnv, the env checker) compiles the reset once."""
+def _plain_env_parts(env_name: str, config_fields: tuple) -> tuple[Env, Callable, list[str]]:
+    """(MJX env, its compiled reset, its image observations' keys) per env and settings, shared by the
+    plain envs made of them: code that makes many (a Stable-Baselines3 DummyVecEnv, the env checker)
+    traces and compiles the reset once."""
     env = registry.make(env_name, **dict(config_fields))
-    return env, jax.jit(env.reset)
-
-
-def _dict_items(space: spaces.Space):
-    return space.spaces.items() if isinstance(space, spaces.Dict) else ()
+    space = observation_space(env)
+    parts = space.spaces.items() if isinstance(space, spaces.Dict) else ()
+    return env, jax.jit(env.reset), [key for key, part in parts if len(part.shape) > 1]
 
 
 class MjxVectorEnv(VectorEnv):

@@ -36,6 +36,7 @@ SCORES = (("eval/success", lambda value: f"success {value:.0%}"),
           ("val/loss", lambda value: f"val loss {value:.3g}"))
 EVALUATED = {"eval/episode_return", "val/loss"}  # an evaluation's record: its line is printed at once
 
+
 class TensorBoardSink:
     """TensorBoard events in the run directory."""
 
