@@ -1,4 +1,8 @@
-"""Environments by name: `make("cartpole-balance", episode_length=500)`."""
+"""Environments by name: `make("cartpole-balance", episode_length=500)`.
+
+Names with a prefix (`brax:ant`, `playground:CartpoleBalance`) are peers'
+envs, resolved by `envs_mjx.peers`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import difflib
 import importlib
 from typing import NamedTuple
 
+from envs_mjx import peers
 from envs_mjx.core import Env, EnvConfig
 
 
@@ -42,10 +47,14 @@ _ENVS: dict[str, EnvSpec] = {
 
 
 class UnknownEnvError(ValueError):
-    pass
+    """A name that no env answers to here (a peer's env also when its package or assets are missing)."""
 
 
 class NoExpertError(ValueError):
+    pass
+
+
+class NoPlainTwinError(ValueError):
     pass
 
 
@@ -63,28 +72,32 @@ def _spec(name: str) -> EnvSpec:
 
 
 def config_class(name: str) -> type[EnvConfig]:
+    if peers.is_peer(name):
+        return peers.config_class(name)
     spec = _spec(name)
     return getattr(importlib.import_module(spec.module), spec.config_class)
 
 
 def make(name: str, config: EnvConfig | None = None, **overrides) -> Env:
     """Build env `name` from `config` (default: its Config's defaults) with `overrides`."""
-    spec = _spec(name)
-    module = importlib.import_module(spec.module)
-    config = config if config is not None else getattr(module, spec.config_class)()
+    config = config if config is not None else config_class(name)()
     fields = {f.name for f in dataclasses.fields(config)}
     for key in overrides:
         if key not in fields:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"{type(config).__name__} has no field {key!r}{hint}")
-    return getattr(module, spec.env_class)(dataclasses.replace(config, **overrides))
+    config = dataclasses.replace(config, **overrides)
+    if peers.is_peer(name):
+        return peers.make(name, config)
+    spec = _spec(name)
+    return getattr(importlib.import_module(spec.module), spec.env_class)(config)
 
 
 def make_expert(name: str, env: Env):
     """The scripted expert of env `name`, driving `env`: policy(obs, key) -> action for one env."""
-    spec = _spec(name)
-    if spec.expert is None:
+    spec = None if peers.is_peer(name) else _spec(name)
+    if spec is None or spec.expert is None:
         with_expert = [n for n, s in _ENVS.items() if s.expert is not None]
         raise NoExpertError(f"env {name!r} has no scripted expert; envs with one: {', '.join(with_expert)}. "
                             f"Collect from a trained policy instead: --policy RUN_DIR")
@@ -93,6 +106,11 @@ def make_expert(name: str, env: Env):
 
 def plain_class(name: str) -> type:
     """The class of env `name`'s twin on plain MuJoCo (`envs_mjx.plain`)."""
+    if peers.is_peer(name):
+        raise NoPlainTwinError(
+            f"{name} is a peer's env: it has no twin on plain MuJoCo, so `jaxrl play` and the sim-to-sim "
+            f"check cannot run it. Its exported policy (`jaxrl export`) runs in ONNX Runtime as any other; "
+            f"play it in {name.split(':')[0]}'s own tools, or evaluate it with `jaxrl eval`")
     module, cls = _spec(name).plain.split(":")
     return getattr(importlib.import_module(module), cls)
 

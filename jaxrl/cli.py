@@ -22,6 +22,8 @@ examples:
   jaxrl train cartpole-balance ppo learning_rate=3e-4 train.seed=1 run_dir=runs/mine
   jaxrl train --config configs/cartpole_balance_ppo.yaml num_envs=512
   jaxrl train --resume runs/cartpole-balance-ppo-20261121-101500
+  jaxrl train brax:ant ppo env.backend=mjx              # any env of brax.envs
+  jaxrl train playground:CartpoleBalance sac           # MuJoCo Playground (extra peers)
 
 Overrides are section.field=value (sections: env, algo, train) or a bare
 field=value when only one section has it. `jaxrl list` shows envs, algorithms
@@ -59,6 +61,19 @@ ended the episode, not a time limit.
 --append adds to an existing file (same env) and numbers the new demos after
 its last one; the seed is combined with the number of demos already there, so
 appending draws new episodes. Ctrl-C stops with every finished demo on disk.
+"""
+
+EPILOG_DATA = """\
+examples:
+  jaxrl data inspect demos.hdf5
+  jaxrl data inspect lerobot:datasets/pusht          # a LeRobot dataset (v2.1 or v3.0) folder
+  jaxrl data convert demos.hdf5 --to lerobot datasets/lift      # LeRobot v3.0
+  jaxrl data convert lerobot:datasets/lift --to robomimic lift.hdf5
+  jaxrl train grasp-lift-cube bc data=lerobot:datasets/lift
+
+Training reads a LeRobot dataset as it reads an HDF5 file (data=lerobot:FOLDER,
+with the same :success, :all filters). Conversion keeps every array both formats
+hold and the env's settings; what the way to HDF5 fills in is printed.
 """
 
 CHECKPOINT_HELP = ("best (by evaluation; the default), latest (the newest, at the end of a run its last), or "
@@ -186,14 +201,26 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the noise")
     collect.set_defaults(args=[])  # env.KEY=VALUE settings, gathered by main
 
-    data = commands.add_parser("data", help="demonstration files: inspect",
-                               description="Work with demonstration files.")
+    data = commands.add_parser("data", help="demonstration files: inspect, convert",
+                               description="Work with demonstration files: HDF5 (robomimic's layout) and "
+                                           "LeRobot datasets.",
+                               epilog=EPILOG_DATA, formatter_class=argparse.RawDescriptionHelpFormatter)
     data_commands = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     inspect = data_commands.add_parser(
         "inspect", help="check a demonstration file and summarize it",
         description="Check FILE (structure, lengths, dtypes, NaN) and print its demos, samples, success "
-                    "rate, episode lengths, per-key shapes and ranges, and env settings.")
-    inspect.add_argument("file", type=Path, metavar="FILE")
+                    "rate, episode lengths, per-key shapes and ranges, and env settings. FILE may be a "
+                    "LeRobot dataset: lerobot:FOLDER, or the folder.")
+    inspect.add_argument("file", metavar="FILE")
+    convert = data_commands.add_parser(
+        "convert", help="convert between HDF5 and a LeRobot dataset",
+        description="Write SOURCE (an HDF5 file, or a LeRobot dataset folder) in the other format into the "
+                    "new OUT: --to lerobot writes a LeRobot v3.0 folder, --to robomimic an HDF5 file.")
+    convert.add_argument("source", metavar="SOURCE")
+    convert.add_argument("--to", required=True, choices=("lerobot", "robomimic"), help="the format of OUT")
+    convert.add_argument("out", type=Path, metavar="OUT")
+    convert.add_argument("--fps", type=float,
+                         help="frames per second, for an HDF5 file whose env_args give no control_dt")
 
     commands.add_parser("list", help="list environments, algorithms and recipes",
                         description="List registered environments, algorithms and recipe files.")
@@ -613,18 +640,26 @@ def _collect(args: argparse.Namespace, console) -> int:
 
 
 def _data(args: argparse.Namespace, console) -> int:
+    from jaxrl.data.convert import convert
     from jaxrl.data.inspect import inspect, print_report
 
-    print_report(inspect(args.file), console)  # the only data command so far
+    if args.data_command == "inspect":
+        print_report(inspect(args.file), console)
+        return 0
+    done = convert(args.source, args.to, args.out, args.fps)
+    console.print(f"wrote {done.out}: {done.num_demos:,} demos, {done.total_samples:,} samples ({args.to})")
+    for note in done.notes:
+        console.print(f"  {note}")
     return 0
 
 
 def _list(console) -> int:
     import envs_mjx
+    from envs_mjx import peers
     from jaxrl import algos, config
 
     console.print("[bold]environments[/bold]")
-    for name, summary in envs_mjx.list_envs().items():
+    for name, summary in {**envs_mjx.list_envs(), **peers.summaries()}.items():
         console.print(f"  {name:<22} {summary}")
     console.print("[bold]algorithms[/bold]")
     for name, summary in algos.list_algorithms().items():
@@ -652,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
+    from envs_mjx.registry import NoPlainTwinError
     from jaxrl import runtime
     from jaxrl.checkpoint import CheckpointError
     from jaxrl.config import ConfigError
@@ -669,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
             return commands[args.command](args, console)
         return _list(console)
     except (ConfigError, CheckpointError, DatasetError, CollectError, ExportError, PolicyFileError,
-            PolicyMismatchError, ReplayCapacityError) as error:
+            PolicyMismatchError, ReplayCapacityError, NoPlainTwinError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)  # "[key=value ...]" is text
         return EXIT_USAGE
     except TrainingDiverged as error:

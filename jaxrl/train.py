@@ -87,7 +87,8 @@ def default_run_dir(cfg: config.RunConfig) -> Path:
     """runs/<env>-<algo>-<time>, at process 0's time: the processes of a multi-host job write one run."""
     now = parallel.main_process_value(int(time.time()))
     stamp = datetime.datetime.fromtimestamp(now).strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.env_name}-{cfg.algo_name}-{stamp}"
+    env = cfg.env_name.replace(":", "-")  # a peer's env (brax:ant): no colon in a path that tools split on
+    return Path("runs") / f"{env}-{cfg.algo_name}-{stamp}"
 
 
 def make_envs(cfg: config.RunConfig):

@@ -79,6 +79,11 @@ def tiny_config() -> config.RunConfig:
     return config.load("cartpole-balance", "ppo", overrides=TINY_CARTPOLE_PPO, preset="cpu")
 
 
+def reproducible(records):
+    """Records without wall-clock figures."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+
 def assert_same_records(got: list[dict], want: list[dict], rtol: float, atol: float) -> None:
     """The records of two runs hold the same calls, keys and (to the tolerances) numbers."""
     assert [r["call"] for r in got] == [r["call"] for r in want]

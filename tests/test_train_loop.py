@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jax
 import pytest
-from conftest import with_algo, with_train
+from conftest import reproducible, with_algo, with_train
 
 from jaxrl import cli, device_call
 from jaxrl.algos import ppo
@@ -17,11 +17,6 @@ from jaxrl.evaluation import make_evaluator
 from jaxrl.logger import read_metrics
 from jaxrl.runs import restore_run
 from jaxrl.train import TrainingDiverged, train
-
-
-def reproducible(records):
-    """Records without wall-clock figures."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ BEST_BY = ("eval/success", "-val/loss")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    data: str = ""  # demo files "a.hdf5,b.hdf5"; a suffix ":success", ":corrections" or ":all" filters one
+    data: str = ""  # demos "a.hdf5,lerobot:DIR" (HDF5; LeRobot); suffix :success, :corrections, :all filters
     data_filter: str = "success"  # filter of the files without a suffix
     obs_keys: tuple[str, ...] = ()  # observation entries the policy reads, in order; empty: the first file's
     val_fraction: float = 0.1  # share of episodes held out for the validation loss
@@ -37,7 +37,8 @@ def validate_data(cfg: DataConfig, algo_name: str) -> None:
     """ValueError for data settings that cannot run."""
     if not cfg.data:
         raise ValueError(f"{algo_name} trains on demonstrations: pass data=FILE.hdf5 (several: "
-                         f"data=a.hdf5,b.hdf5); `jaxrl collect` writes such files")
+                         f"data=a.hdf5,b.hdf5; a LeRobot dataset: data=lerobot:FOLDER); `jaxrl collect` "
+                         f"writes such files")
     demo_data.parse_sources(cfg.data, cfg.data_filter)  # an unknown filter is a config error, not a crash
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")

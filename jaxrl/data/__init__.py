@@ -23,5 +23,7 @@ Dataset), `collect` (roll a policy out in an env into a DemoWriter), `sequences`
 sequences a world model learns from), `demos`
 (what offline learners train on: several files filtered and combined, split by
 episode, normalization statistics, history and action-chunk windows on the
-device).
+device), `lerobot` (LeRobot datasets, v2.1 and v3.0, read into the same demos:
+data=lerobot:FOLDER), `lerobot_writer` (demos written as a LeRobot v3.0
+dataset), `convert` (`jaxrl data convert`: HDF5 <-> LeRobot).
 """

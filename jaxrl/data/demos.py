@@ -29,7 +29,7 @@ from flax import struct
 from envs_mjx.core import array_module
 from jaxrl import normalize
 from jaxrl.data.collect import FLAT_OBS_KEY  # the name under which a flat (array) observation is written
-from jaxrl.data.reader import DemoArrays, demo_succeeded, read_files
+from jaxrl.data.reader import LEROBOT_PREFIX, DemoArrays, demo_succeeded, read_files
 from jaxrl.data.validate import DatasetError
 
 FILTERS = ("all", "success", "corrections")  # per-file filter names
@@ -57,17 +57,18 @@ def parse_sources(text: str, default_filter: str) -> list[tuple[str, str]]:
     """'a.hdf5,b.hdf5:corrections' -> [("a.hdf5", default_filter), ("b.hdf5", "corrections")].
 
     A suffix ':all', ':success' or ':corrections' picks a file's filter. Only a suffix of letters counts
-    as one, so a colon inside a path (C:\\data\\a.hdf5) is left alone. Empty items between commas are
-    skipped.
+    as one, so a colon inside a path (C:\\data\\a.hdf5) is left alone. A LeRobot dataset is named
+    'lerobot:FOLDER' (its filter after it: 'lerobot:FOLDER:all'). Empty items between commas are skipped.
     """
     _checked_filter(default_filter, "the default data filter")
     sources = []
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
-        path, _, suffix = item.rpartition(":")
+        prefix = LEROBOT_PREFIX if item.startswith(LEROBOT_PREFIX) else ""
+        path, _, suffix = item[len(prefix):].rpartition(":")
         if path and suffix.isalpha():
-            sources.append((path, _checked_filter(suffix, item)))
+            sources.append((prefix + path, _checked_filter(suffix, item)))
         else:
             sources.append((item, default_filter))
     if not sources:

@@ -7,6 +7,9 @@ result into one `Dataset`: samples of every demo of every file lie end to end
 along the first axis; `episode_starts` and `episode_lengths` say where each
 demo is. The whole dataset goes onto the accelerator when it fits, so a
 learner samples minibatches without host transfers.
+
+A source is an HDF5 file, or a LeRobot dataset: `lerobot:FOLDER`, or a folder
+(`lerobot_folder`), which `jaxrl.data.lerobot` reads into the same demos.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from jaxrl.data.validate import (
     demo_arrays,
     file_obs_keys,
     open_file,
+    read_env_args,
 )
 
+LEROBOT_PREFIX = "lerobot:"
 DEVICE_MEMORY_SHARE = 0.5  # at most this share of the accelerator's free memory; the rest is the learner's
 
 # select(path, demo name, demo attributes) -> whether to read that demo; it may raise DatasetError.
@@ -88,6 +93,25 @@ def demo_succeeded(path, name: str, attrs: Mapping) -> bool:
     return bool(attrs["success"])
 
 
+def lerobot_folder(source) -> Path | None:
+    """The folder of a LeRobot dataset named `lerobot:FOLDER`, or as a folder; None for a file (HDF5)."""
+    text = str(source)
+    if text.startswith(LEROBOT_PREFIX):
+        return Path(text[len(LEROBOT_PREFIX):])
+    return Path(text) if Path(text).is_dir() else None
+
+
+def recorded_env_args(source) -> dict | None:
+    """The env_args (env_name, env_config, control_dt, obs_keys) an HDF5 file or a LeRobot dataset keeps."""
+    folder = lerobot_folder(source)
+    if folder is not None:
+        from jaxrl.data import lerobot  # imports this module
+
+        return lerobot.read_env_args(folder)
+    with open_file(source) as file:
+        return read_env_args(file, source)
+
+
 def read_file(path, obs_keys=None, *, full: bool = True, step_keys: Sequence[str] = (),
               select: DemoSelector | None = None) -> FileDemos:
     """The demos of one file, checked, with the observation names `obs_keys` (None: all, in env_args order).
@@ -95,7 +119,13 @@ def read_file(path, obs_keys=None, *, full: bool = True, step_keys: Sequence[str
     full: check and read the whole layout (next_obs, rewards, dones too); else only obs/ and actions.
     step_keys: further per-step arrays to read from the demos that have them (e.g. "intervention").
     select: which demos to read (default all); the others are checked but not read.
+    A LeRobot dataset (see `lerobot_folder`) gives its episodes the same way (jaxrl.data.lerobot).
     """
+    folder = lerobot_folder(path)
+    if folder is not None:
+        from jaxrl.data import lerobot  # imports this module
+
+        return lerobot.read_dataset(folder, obs_keys, full=full, step_keys=step_keys, select=select)
     path = Path(path)
     with open_file(path) as file:
         names = check_structure(file, path, obs_keys, full)

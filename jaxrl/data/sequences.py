@@ -30,8 +30,8 @@ from envs_mjx.registry import UnknownEnvError
 from jaxrl import config
 from jaxrl.algos.actor import select
 from jaxrl.data.demos import parse_sources, split_episodes
-from jaxrl.data.reader import DemoArrays, demo_succeeded, read_files
-from jaxrl.data.validate import DatasetError, open_file, read_env_args
+from jaxrl.data.reader import DemoArrays, demo_succeeded, read_files, recorded_env_args
+from jaxrl.data.validate import DatasetError
 
 TERMINALS_KEY = "terminals"  # per step, [T]: 1 where the env ended the episode (not a time limit)
 STEP_FIELDS = ("obs", "action", "reward", "is_first", "is_terminal")
@@ -99,8 +99,7 @@ def check_recorded_env(data: str, env) -> None:
     be another env's dynamics."""
     settings = config.as_dict(env.unwrapped.config)
     for path, _ in parse_sources(data, "all"):
-        with open_file(path) as file:
-            env_args = read_env_args(file, path) or {}
+        env_args = recorded_env_args(path) or {}
         name, recorded = env_args.get("env_name"), env_args.get("env_config") or {}
         try:
             another_env = envs_mjx.config_class(name) is not type(env.unwrapped.config)

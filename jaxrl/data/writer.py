@@ -53,9 +53,11 @@ class DemoWriter:
 
     `env_config` is the env's config as a plain dict; it and `control_dt` go
     into the file's env_args, with the observation keys of the first demo.
+    `env_name` None: demos of no registered env (e.g. converted from a LeRobot dataset).
     """
 
-    def __init__(self, path, env_name: str, env_config: dict, control_dt: float, *, append: bool = False):
+    def __init__(self, path, env_name: str | None, env_config: dict, control_dt: float, *,
+                 append: bool = False):
         self.path = Path(path)
         self.env_name = env_name
         self.num_added = 0  # demos written by this writer
@@ -112,15 +114,20 @@ class DemoWriter:
                                    f"file's demos have {self._shapes[key]}")
 
     def add(self, obs: dict[str, np.ndarray], next_obs: dict[str, np.ndarray], actions, rewards, dones,
-            success: bool, terminals=None) -> str:
+            success: bool, terminals=None, extra: dict[str, np.ndarray] | None = None) -> str:
         """Write one demo of T steps ([T, ...] arrays); its name, e.g. "demo_7". `terminals` [T]: 1 where
-        the env ended the episode (not a time limit or success), written when given."""
+        the env ended the episode (not a time limit or success), written when given. `extra`: further
+        per-step arrays [T, ...] (e.g. intervention), written under their names with their dtypes."""
         arrays = {f"obs/{k}": np.asarray(v, np.float32) for k, v in obs.items()}
         arrays.update({f"next_obs/{k}": np.asarray(next_obs[k], np.float32) for k in obs})
         arrays.update(actions=np.asarray(actions, np.float32), rewards=np.asarray(rewards, np.float32),
                       dones=np.asarray(dones).astype(np.uint8))
         if terminals is not None:
             arrays["terminals"] = np.asarray(terminals).astype(np.uint8)
+        for key, values in (extra or {}).items():
+            if key in arrays or key.startswith(("obs/", "next_obs/")):
+                raise DatasetError(f"{self.path}: the extra array {key!r} would overwrite the demo's own")
+            arrays[key] = np.asarray(values)
         steps = len(arrays["actions"])
         if steps == 0:
             raise DatasetError(f"{self.path}: a demo needs at least one step")

@@ -89,9 +89,10 @@ class Playback:
     def __init__(self, policy: OnnxPolicy, env_name: str | None = None, seed: int = 0,
                  command: Sequence[float] | None = None):
         self.policy, self.seed = policy, seed
+        twin_class = envs_mjx.plain_class(policy.metadata.env_name)  # first: a peer's env has no twin
         self.env = build_env(policy.metadata, env_name)
         policy.check_env(self.env, env_name)
-        self.twin = envs_mjx.make_plain(policy.metadata.env_name, self.env)
+        self.twin = twin_class(self.env)
         if command is not None:
             self.twin.hold_command(command)
         self._reset = jax.jit(self.env.reset)
