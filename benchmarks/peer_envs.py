@@ -15,7 +15,7 @@ two epochs', as its first two include compiling), and as ratios ours / brax,
 medians over seeds.
 
     python -m benchmarks.peer_envs                                   # inverted_pendulum, ant; seeds 0-2
-    python -m benchmarks.peer_envs --envs ant --seeds 0 --env-steps 20000   # a quick look
+    python -m benchmarks.peer_envs --envs ant --seeds 0 --env-steps 20480   # a quick look
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ from benchmarks.machine import describe_machine
 
 RESULTS = Path(__file__).parent / "results"
 EPISODE_LENGTH = 1000
+# Enough for ours and brax's to balance the pendulum (both do by 102,400); ant is far from walking
+# after 1M steps (brax's own ant recipe trains 50M), but past standing still.
+ENV_STEPS = {"inverted_pendulum": 204_800, "ant": 1_024_000}
+DEFAULT_ENV_STEPS = 204_800  # other envs
 NUM_EVALS = 5  # brax's count, step 0 included; its training runs in NUM_EVALS - 1 timed epochs
 NUM_EVAL_ENVS = 16
 # Both libraries' default networks; swish activations in both.
@@ -59,8 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["inverted_pendulum", "ant"], help="brax.envs names")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--env-steps", type=int, default=204_800,
-                        help="training env steps per run (a multiple of 4 x num_envs x unroll_length)")
+    parser.add_argument("--env-steps", type=int,
+                        help="training env steps per run, for every env (a multiple of 4 x num_envs x "
+                             f"unroll_length); default: {ENV_STEPS}")
     parser.add_argument("--backend", default="generalized", help="brax physics backend, the same for both")
     parser.add_argument("--out", type=Path, default=RESULTS / "peer_envs_cpu.json")
     return parser.parse_args(argv)
@@ -161,13 +166,15 @@ def main(argv=None) -> None:
     runtime.configure_jax()
     record = {"benchmark": "peer_envs", "settings": {
         "shared_hyperparameters": SHARED, "policy_layers": POLICY_LAYERS, "value_layers": VALUE_LAYERS,
-        "episode_length": EPISODE_LENGTH, "num_eval_envs": NUM_EVAL_ENVS, "env_steps": args.env_steps,
+        "episode_length": EPISODE_LENGTH, "num_eval_envs": NUM_EVAL_ENVS,
+        "env_steps": {name: args.env_steps or ENV_STEPS.get(name, DEFAULT_ENV_STEPS) for name in args.envs},
         "backend": args.backend, "seeds": args.seeds}, "envs": {}}
     for name in args.envs:
         runs = []
         for seed in args.seeds:
-            run = {"seed": seed, "ours": run_ours(name, seed, args.env_steps, args.backend),
-                   "brax": run_brax(name, seed, args.env_steps, args.backend)}
+            steps = args.env_steps or ENV_STEPS.get(name, DEFAULT_ENV_STEPS)
+            run = {"seed": seed, "ours": run_ours(name, seed, steps, args.backend),
+                   "brax": run_brax(name, seed, steps, args.backend)}
             runs.append(run)
             print(f"{name} seed {seed}: ours {[round(e['return'], 1) for e in run['ours']['evals']]} "
                   f"{run['ours']['train_steps_per_second']:,.0f} steps/s; brax "

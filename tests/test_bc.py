@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import jaxrl_process
+from conftest import jaxrl_process, reproducible
 from test_demos import cartpole_demo_file, cartpole_offline_config
-from test_train_loop import reproducible
 
 from jaxrl import cli, config
 from jaxrl.algos import bc
