@@ -224,6 +224,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="list environments, algorithms and recipes",
                         description="List registered environments, algorithms and recipe files.")
+    bench = commands.add_parser("bench", add_help=False,
+                                help="run the benchmarks into benchmarks/results/<machine>.json "
+                                     "(--quick: small sizes; --help: the options)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -670,8 +674,25 @@ def _list(console) -> int:
     return 0
 
 
+def _bench(argv: list[str]) -> int:
+    """`jaxrl bench`: benchmarks/suite.py of the source checkout this package runs from."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / "suite.py").exists():
+        print("error: jaxrl bench runs the benchmarks of a source checkout, and this jaxrl is installed "
+              "without one: git clone the repository and pip install -e it", file=sys.stderr)
+        return EXIT_USAGE
+    sys.path.insert(0, str(root))
+    from benchmarks import suite
+
+    return suite.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["bench"]:  # its options are the suite's own (benchmarks/suite.py)
+        return _bench(argv[1:])
     # key=value overrides may also follow options (`train ENV ALGO --preset cpu num_envs=64`),
     # which argparse alone would reject.
     args, extra = parser.parse_known_args(argv)

@@ -8,6 +8,8 @@ from pathlib import Path
 import jax
 
 CACHE_DIR = Path(os.environ.get("JAXRL_CACHE_DIR", Path.home() / ".cache" / "jaxrl" / "xla"))
+# Traced programs kept in CACHE_DIR/programs (jaxrl.program_cache); JAXRL_PROGRAM_CACHE=0 turns it off.
+PROGRAM_CACHE = os.environ.get("JAXRL_PROGRAM_CACHE", "1") != "0"
 
 
 def configure_jax() -> None:

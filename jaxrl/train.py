@@ -34,6 +34,7 @@ import datetime
 import functools
 import importlib.util
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +45,9 @@ import numpy as np
 from rich.console import Console
 
 import envs_mjx
-from jaxrl import algos, config, parallel
+from jaxrl import algos, config, parallel, runtime
 from jaxrl.checkpoint import Checkpointer
+from jaxrl.compile_times import Compiler, ProgramTime
 from jaxrl.data import sequences
 from jaxrl.data.validate import DatasetError
 from jaxrl.device_call import make_device_call, member_report, non_finite_culprit
@@ -61,6 +63,7 @@ from jaxrl.population import (
     over_members,
     runs_of,
 )
+from jaxrl.program_cache import ProgramCache, host_kernels_ready
 from jaxrl.schedule import Bookkeeping, Schedule, check_resume_keeps_step_accounting
 from jaxrl.signals import StopRequests
 from jaxrl.video import TrainingVideos
@@ -81,6 +84,7 @@ class TrainResult:
     final_eval: dict
     compile_seconds: float
     run_seconds: float
+    programs: list[ProgramTime]  # where compile_seconds went
 
 
 def default_run_dir(cfg: config.RunConfig) -> Path:
@@ -146,6 +150,24 @@ def validator(algo, algo_cfg, members: bool = False):
     return jax.jit(validate_members if members else lambda state, demos: validate(state, {}, demos))
 
 
+# The training settings the programs are traced from; the others (how long, how often, where) are not.
+PROGRAM_TRAIN_FIELDS = ("seed", "num_seeds", "population_devices", "iterations_per_call", "num_eval_envs",
+                        "video_steps")
+
+
+def program_cache(cfg: config.RunConfig) -> ProgramCache | None:
+    """Where a run's programs are kept between processes (jaxrl.program_cache): on one device, from a
+    script or `jaxrl`, unless JAXRL_PROGRAM_CACHE=0. Several devices trace as before (an exported
+    program's shardings are not kept yet), and so does an interactive session, whose code in __main__
+    has no file the cache's key could read."""
+    interactive = not hasattr(sys.modules["__main__"], "__file__")
+    if not runtime.PROGRAM_CACHE or interactive or jax.device_count() > 1 or not host_kernels_ready():
+        return None
+    train_fields = {name: getattr(cfg.train, name) for name in PROGRAM_TRAIN_FIELDS}
+    settings = repr((cfg.env_name, cfg.algo_name, cfg.env, cfg.algo, train_fields, cfg.sweep))
+    return ProgramCache(runtime.CACHE_DIR / "programs", settings)
+
+
 def learner_env(algo, train_env, eval_env):
     """The env a learner's init and train_step get: the batched training env, or for an offline learner
     the evaluation env (its observation and action spaces; it is never stepped there)."""
@@ -186,8 +208,9 @@ class _Loop:
         else:  # each member's keys are a separate run's with its seed
             self.key_init, self.key_eval, self.key_video = (population.keys(s) for s in streams)
         self.init = initializer(algo, source, cfg.algo, mesh, self.population)
+        self.compiler = Compiler(program_cache(cfg))
         with explained(population):
-            shapes = jax.eval_shape(self.init, self.key_init, self.demos)
+            shapes = self.compiler.output_shapes("init", self.init, self.key_init, self.demos)
         # What a restore fills in, and what the programs that take the state are lowered from.
         self.abstract_state = parallel.stand_ins(shapes, parallel.state_shardings(shapes, mesh))
         self.stop = StopRequests()
@@ -265,30 +288,34 @@ class _Loop:
         self.books.restore(meta)
         return meta["call"]
 
-    def compile(self) -> float:
-        """Compile every program the loop runs; the seconds it took."""
-        algo, cfg, tc, mesh = self.algo, self.cfg, self.cfg.train, self.mesh
-        started = time.monotonic()
+    def compile(self, fresh: bool) -> None:
+        """Compile every program the loop runs (with `fresh`, the initializer too), timed in
+        `self.compiler.times`; the initializer first, as it runs first."""
+        algo, cfg, tc, mesh, compiler = self.algo, self.cfg, self.cfg.train, self.mesh, self.compiler
         params = algo.policy_params(runs_of(self.abstract_state))  # placed as the state's
         replicated = lambda tree: parallel.stand_ins(tree, parallel.replicated(tree, mesh))  # noqa: E731
         state_and_demos = (self.abstract_state, replicated(self.demos))
         members = self.population is not None
         run_call = make_device_call(algo, self.source, cfg.algo, tc.iterations_per_call, mesh, members)
+        if fresh:
+            self.init = compiler.compile("init", self.init, self.key_init, self.demos, rarely_run=True)
         with explained(self.population or Population.of(cfg)):
-            self.run_call = run_call.lower(*state_and_demos).compile()
+            self.run_call = compiler.compile("train call", run_call, *state_and_demos, donate_argnums=(0,))
         if algos.has_policy(algo):
             evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
             evaluate = over_members(evaluate) if members else evaluate
-            self.evaluate = evaluate.lower(params, replicated(self.key_eval)).compile()
+            self.evaluate = compiler.compile("evaluate", evaluate, params, replicated(self.key_eval),
+                                             rarely_run=True)
         if algos.is_offline(algo):
-            self.validate = validator(algo, cfg.algo, members).lower(*state_and_demos).compile()
+            self.validate = compiler.compile("validate", validator(algo, cfg.algo, members), *state_and_demos,
+                                             rarely_run=True)
         # Videos are made by process 0 alone, on its first device: the rollout is lowered from unplaced
         # stand-ins and run on local copies.
         if tc.video_every and parallel.is_main_process() and algos.has_policy(algo):
             self.videos = TrainingVideos(self.eval_env.unwrapped, policy_with_memory(algo),
                                          *parallel.stand_ins(self.first_member((params, self.key_video))),
-                                         tc.video_steps, self.run_dir / "videos", self.console)
-        return time.monotonic() - started
+                                         tc.video_steps, self.run_dir / "videos", self.console,
+                                         functools.partial(compiler.compile, "videos", rarely_run=True))
 
     def first_member(self, tree):
         """`tree`, or a population's first member of it: what videos show."""
@@ -471,6 +498,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
     loop = _Loop(cfg, algo, eval_env, source, demos, run_dir, console, on_record, mesh)
     schedule = loop.schedule
     if not resume:  # before any file is made: a setting init refuses leaves no run behind
+        loop.compile(fresh=True)
         loop.state = loop.init(loop.key_init, loop.demos)
         if cfg.train.init_from:
             loop.state = loop.started_from(Path(cfg.train.init_from))
@@ -486,6 +514,7 @@ def train(cfg: config.RunConfig, run_dir: Path, resume: bool = False, console: C
             f"longer, resume with a larger train.num_timesteps=N")
     if resume:
         console.print(f"resuming from checkpoint at {schedule.steps(start_call):,} {schedule.unit}")
+        loop.compile(fresh=False)
     if main:  # after the checks: a refused resume changes nothing
         config.save(cfg, run_dir / "config.yaml")
     return _run(loop, start_call, resume)
@@ -509,10 +538,12 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
     schedule, console, tc = loop.schedule, loop.console, loop.cfg.train
     status, run_seconds, compile_seconds = "interrupted", 0.0, 0.0
     try:
-        compile_seconds = loop.compile()
+        programs = loop.compiler.times
+        compile_seconds = sum(program.seconds for program in programs)
         console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
                       f"{schedule.steps_per_iteration:,} {schedule.unit} per device call, "
                       f"{schedule.total_calls - start_call} calls to go")
+        console.print(f"[dim]  {'; '.join(p.describe() for p in programs)}[/dim]", highlight=False)
         if parallel.is_main_process():
             loop.logger = RunLogger(loop.run_dir, schedule.steps(schedule.total_calls),
                                     schedule.steps(start_call), start_call if resume else None,
@@ -535,7 +566,8 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
                       f"({sps:,.0f} steps/s{' in all' if loop.width > 1 else ''}) + compile "
                       f"{compile_seconds:.1f} s; {_final_eval(loop)}")
     console.print(f"run directory: {loop.run_dir}")
-    return TrainResult(loop.run_dir, status, steps, loop.books.last_eval, compile_seconds, run_seconds)
+    return TrainResult(loop.run_dir, status, steps, loop.books.last_eval, compile_seconds, run_seconds,
+                       loop.compiler.times)
 
 
 def _times(width: int) -> str:

@@ -141,6 +141,10 @@ def unavailable_reason(env) -> str | None:
     return None
 
 
+def _compile_now(jitted, *args):
+    return jitted.lower(*args).compile()
+
+
 class TrainingVideos:
     """Videos of the deterministic policy during training: VIDEO_DIR/<env_steps>.mp4 and TensorBoard.
 
@@ -149,9 +153,10 @@ class TrainingVideos:
     """
 
     def __init__(self, env, policy: tuple[Callable, Callable], params, key: jax.Array, steps: int,
-                 video_dir: Path, console: Console):
+                 video_dir: Path, console: Console, compile: Callable = _compile_now):
         """`env`: unbatched; `policy`: (initial_memory, act), see `make_policy_rollout`; `params`, `key`:
-        examples of what `record` gets (arrays or jax.ShapeDtypeStructs), to compile the rollout now."""
+        examples of what `record` gets (arrays or jax.ShapeDtypeStructs), to compile the rollout now with
+        `compile(jitted, params, key)` -> a callable (jaxrl.train passes its Compiler's, which times it)."""
         self.env, self.video_dir, self._console = env, Path(video_dir), console
         self._rollout = None
         reason = unavailable_reason(self.env)
@@ -159,7 +164,7 @@ class TrainingVideos:
             self._warn(reason)
             return
         steps = min(steps, self.env.config.episode_length)
-        self._rollout = make_policy_rollout(self.env, policy, steps).lower(params, key).compile()
+        self._rollout = compile(make_policy_rollout(self.env, policy, steps), params, key)
 
     def _warn(self, reason: str) -> None:
         self._rollout = None

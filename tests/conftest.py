@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: no XLA cache-load chatter
+# No program cache (jaxrl.program_cache) but in its own tests: a test that patches what a program computes
+# would find the unpatched program of an earlier test; and the suite starts cold, where it only adds work.
+os.environ["JAXRL_PROGRAM_CACHE"] = "0"
 
 import dataclasses
 import fcntl

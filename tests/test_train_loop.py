@@ -124,8 +124,13 @@ def test_a_resumed_run_compiles_none_of_the_programs_it_ran_before(tiny_config, 
             compiled.append(duration)
 
     with duration_events_to(listener):
-        assert train(cfg, tmp_path, resume=True).status == "finished"
+        resumed = train(cfg, tmp_path, resume=True)
+    assert resumed.status == "finished"
     assert compiled == []
+    # What `jaxrl train` prints: each program's trace, lowering and compile, summing to the total.
+    assert [program.name for program in resumed.programs] == ["train call", "evaluate", "videos"]
+    assert all(program.compile_seconds < 1.0 for program in resumed.programs)
+    assert resumed.compile_seconds == pytest.approx(sum(program.seconds for program in resumed.programs))
 
 
 def test_divergence_stops_with_a_named_culprit_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):

@@ -1,0 +1,71 @@
+"""`jaxrl bench` (benchmarks/suite.py): the steps it runs, the records it gathers, the plots it draws."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import suite, suite_plots  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_every_registered_env_gets_a_throughput_step_and_every_learner_one_of_its_own():
+    names = [step.name for step in suite.steps(accelerator=False)]
+    assert [n.split(":")[1] for n in names if n.startswith("env_throughput:")] == suite.env_names()
+    assert {"compile_time", "ppo_throughput", "sac_throughput", "dreamer_throughput"} <= set(names)
+    # Each step's quick arguments are ones its module accepts: parsed here as the module parses them.
+    for step in suite.steps(accelerator=False):
+        module = __import__(f"benchmarks.{step.module}", fromlist=["parse_args"])
+        module.parse_args([*step.quick_args, "--out", "x.json"])
+
+
+def test_a_failing_step_is_recorded_with_its_error_and_the_others_go_on(tmp_path):
+    broken = suite.Step("broken", "env_throughput", (), ("--env", "no-such-env"), 60, 60)
+    record = suite.run_step(broken, quick=True, folder=tmp_path)
+    assert "no-such-env" in record["error"]
+
+
+def test_the_plots_read_the_records_the_benchmarks_write(tmp_path):
+    """From the committed results (the formats the modules write): a plot per kind of figure."""
+    records = {
+        "env_throughput:go1-joystick": json.loads(
+            (RESULTS / "env_throughput_go1_joystick_cpu.json").read_text()
+        )
+    }
+    for name in ("ppo_throughput", "sac_throughput", "dreamer_throughput", "compile_time"):
+        records[name] = json.loads((RESULTS / f"{name}_cpu.json").read_text())
+    assert suite_plots.env_rates(records)["go1-joystick"][0][1] > 0
+    assert set(suite_plots.learner_rates(records)) >= {"ppo (env steps/s)", "sac (gradient steps/s)"}
+    assert suite_plots.compile_seconds(records)["cartpole-balance:ppo"]["cold"] > 0
+    written = suite_plots.plot_all(records, tmp_path / "machine")
+    assert sorted(p.name for p in written) == [
+        "machine_compile_time.png",
+        "machine_env_throughput.png",
+        "machine_training_throughput.png",
+    ]
+
+
+def test_the_machine_names_its_results_file():
+    machine = {
+        "jax_backend": "cpu",
+        "jax_devices": ["TFRT_CPU_0"],
+        "cpu_model": "AMD EPYC 9B14 96-Core Processor",
+        "processor": "",
+        "cpu_count": 2,
+    }
+    assert suite.machine_slug(machine) == "cpu-amd-epyc-9b14-2core"
+    gpu = dict(machine, jax_backend="gpu", jax_devices=["cuda:0 NVIDIA H100 80GB HBM3"], cpu_count=16)
+    assert suite.machine_slug(gpu) == "gpu-cuda-0-nvidia-h100-16core"
+
+
+def test_bench_refuses_an_unknown_step_naming_the_steps(capsys):
+    from jaxrl import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--only", "nothing"])
+    assert "env_throughput:cartpole-balance" in capsys.readouterr().err

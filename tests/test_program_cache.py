@@ -1,0 +1,60 @@
+"""jaxrl.program_cache: a warm start loads its programs instead of tracing them, and trains alike."""
+
+import pickle
+
+import pytest
+from conftest import reproducible, with_train
+
+from jaxrl import program_cache, runtime
+from jaxrl.logger import read_metrics
+from jaxrl.train import program_cache as run_program_cache
+from jaxrl.train import train
+
+
+@pytest.fixture
+def cache_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "PROGRAM_CACHE", True)  # the suite turns it off (conftest)
+    monkeypatch.setattr(runtime, "CACHE_DIR", tmp_path / "cache")
+    return tmp_path / "cache" / "programs"
+
+
+def test_a_second_start_loads_every_program_and_trains_to_the_same_numbers(tiny_config, tmp_path, cache_on):
+    cfg = with_train(tiny_config, num_timesteps=1024)
+    first = train(cfg, tmp_path / "first")
+    assert not any(program.from_program_cache for program in first.programs)
+    assert len(list(cache_on.glob("*.program"))) == 3  # init, train call, evaluate
+    second = train(cfg, tmp_path / "second")
+    assert [(p.name, p.from_program_cache, p.trace_seconds) for p in second.programs] == [
+        ("init", True, 0.0),
+        ("train call", True, 0.0),
+        ("evaluate", True, 0.0),
+    ]
+    assert reproducible(read_metrics(second.run_dir / "metrics.jsonl")) == reproducible(
+        read_metrics(first.run_dir / "metrics.jsonl")
+    )
+    # Resumed to train longer, it loads them too (how long a run trains is not part of the key).
+    resumed = train(with_train(cfg, num_timesteps=2048), tmp_path / "second", resume=True)
+    assert [(p.name, p.from_program_cache) for p in resumed.programs] == [
+        ("train call", True),
+        ("evaluate", True),
+    ]
+
+
+def test_the_key_changes_with_the_settings_the_source_and_the_shapes(tiny_config, cache_on, monkeypatch):
+    import jax.numpy as jnp
+
+    args = (jnp.zeros((2, 3)),)
+    key = run_program_cache(tiny_config).key("train call", args)
+    other_settings = run_program_cache(with_train(tiny_config, iterations_per_call=3))
+    assert other_settings.key("train call", args) != key
+    assert run_program_cache(with_train(tiny_config, num_timesteps=99_999)).key("train call", args) == key
+    assert run_program_cache(tiny_config).key("train call", (jnp.zeros((2, 4)),)) != key
+    monkeypatch.setattr(program_cache, "code_digest", lambda: "edited")
+    assert run_program_cache(tiny_config).key("train call", args) != key
+
+
+def test_a_damaged_file_is_a_miss_and_is_removed(tmp_path):
+    cache = program_cache.ProgramCache(tmp_path, "settings")
+    (tmp_path / "k.program").write_bytes(pickle.dumps(b"not a program")[:-3])
+    assert cache.load("k") is None
+    assert not (tmp_path / "k.program").exists()
