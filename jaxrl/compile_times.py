@@ -2,8 +2,9 @@
 
 Each program's seconds are split into trace (Python runs the function), lowering (to StableHLO) and
 XLA's compile, or on a persistent-cache hit its load; `jaxrl train` prints them, so a slow start names
-its culprit. Programs that run rarely (init, evaluation, videos) are compiled with XLA:CPU's quicker
-settings: they cost seconds of compile for milliseconds of run time.
+its culprit. Programs that run once or rarely (init, videos) are compiled with XLA:CPU's quicker
+settings: they cost seconds of compile for milliseconds of run time. Evaluation is not among them: a
+CPU run evaluates often enough that its slower program costs more than the compile saves.
 """
 
 from __future__ import annotations

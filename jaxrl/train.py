@@ -304,11 +304,9 @@ class _Loop:
         if algos.has_policy(algo):
             evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
             evaluate = over_members(evaluate) if members else evaluate
-            self.evaluate = compiler.compile("evaluate", evaluate, params, replicated(self.key_eval),
-                                             rarely_run=True)
+            self.evaluate = compiler.compile("evaluate", evaluate, params, replicated(self.key_eval))
         if algos.is_offline(algo):
-            self.validate = compiler.compile("validate", validator(algo, cfg.algo, members), *state_and_demos,
-                                             rarely_run=True)
+            self.validate = compiler.compile("validate", validator(algo, cfg.algo, members), *state_and_demos)
         # Videos are made by process 0 alone, on its first device: the rollout is lowered from unplaced
         # stand-ins and run on local copies.
         if tc.video_every and parallel.is_main_process() and algos.has_policy(algo):

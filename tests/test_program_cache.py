@@ -1,6 +1,7 @@
 """jaxrl.program_cache: a warm start loads its programs instead of tracing them, and trains alike."""
 
 import pickle
+import sys
 
 import pytest
 from conftest import reproducible, with_train
@@ -15,7 +16,14 @@ from jaxrl.train import train
 def cache_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "PROGRAM_CACHE", True)  # the suite turns it off (conftest)
     monkeypatch.setattr(runtime, "CACHE_DIR", tmp_path / "cache")
+    # A pytest-xdist worker's __main__ has no file, as an interactive session's, where the cache is off.
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", __file__, raising=False)
     return tmp_path / "cache" / "programs"
+
+
+def test_an_interactive_session_traces_as_before(tiny_config, cache_on, monkeypatch):
+    monkeypatch.delattr(sys.modules["__main__"], "__file__")
+    assert run_program_cache(tiny_config) is None
 
 
 def test_a_second_start_loads_every_program_and_trains_to_the_same_numbers(tiny_config, tmp_path, cache_on):
