@@ -56,32 +56,24 @@ def train_one_call(env_name: str, algo_name: str, run_dir: Path, resume: bool) -
     """In this process: one device call of the recipe (one more on `resume`); what compiling took."""
     from rich.console import Console
 
-    from jaxrl import config, runtime
+    from jaxrl import algos, config, runtime
     from jaxrl.schedule import Schedule
     from jaxrl.train import train
 
     runtime.configure_jax()
     if resume:
         cfg = config.load_saved(run_dir / "config.yaml")
-        steps = Schedule.of(_algo(algo_name), cfg).steps_per_call
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_timesteps=2 * steps))
     else:
-        preset = "full" if runtime.has_accelerator() else "cpu"
-        cfg = config.load(env_name, algo_name, None, [], preset)
-        steps = Schedule.of(_algo(algo_name), cfg).steps_per_call
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_timesteps=steps))
+        cfg = config.load(env_name, algo_name, None, [], "full" if runtime.has_accelerator() else "cpu")
+    steps = Schedule.of(algos.get(algo_name), cfg).steps_per_call
+    calls = 2 if resume else 1
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_timesteps=calls * steps))
     result = train(cfg, run_dir, resume=resume, console=Console(quiet=True))
     return {
         "compile_seconds": result.compile_seconds,
         "steps": result.steps,
         "programs": [dataclasses.asdict(p) for p in result.programs],
     }
-
-
-def _algo(name: str):
-    from jaxrl import algos
-
-    return algos.get(name)
 
 
 def measure(pair: str, cache_dir: Path, run_dir: Path, resume: bool) -> dict:

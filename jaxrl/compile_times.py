@@ -54,6 +54,10 @@ class ProgramTime:
         return f"{self.name} {self.seconds:.1f} s ({' + '.join(stages)})"
 
 
+def total_seconds(programs: list[ProgramTime]) -> float:
+    return sum(program.seconds for program in programs)
+
+
 class Compiler:
     """Compiles jitted functions ahead of time and keeps each one's ProgramTime, in order; with a
     ProgramCache, a program it holds is not traced, and one it lacks is exported into it."""
@@ -66,7 +70,7 @@ class Compiler:
     def output_shapes(self, name: str, jitted, *args):
         """The ShapeDtypeStructs `jitted` returns for `args`, found now for `compile(name, ...)` later."""
         started = time.perf_counter()
-        loaded = self._load(name, args)
+        loaded = None if self.cache is None else self.cache.load(self.cache.key(name, args))
         if loaded is not None:
             self._ahead[name] = "loaded", loaded, time.perf_counter() - started
             exported, out_tree = loaded
@@ -85,17 +89,19 @@ class Compiler:
         benchmarks/results/quick_compile_flags_cpu.json). `donate_argnums`: what `jitted` donates, for
         the exported program, which does not carry it."""
         started = time.perf_counter()
+        key = None if self.cache is None else self.cache.key(name, args)
         kind, ahead, ahead_seconds = self._ahead.pop(name, (None, None, 0.0))
-        loaded = ahead if kind == "loaded" else self._load(name, args) if kind is None else None
+        loaded = ahead if kind == "loaded" else self.cache.load(key) if kind is None and key else None
         from_cache, trace_seconds = loaded is not None, 0.0
         if not from_cache:
             traced = ahead if kind == "traced" else jitted.trace(*args)
             trace_seconds = ahead_seconds + time.perf_counter() - started
         lower_started = time.perf_counter()
-        if not from_cache and self.cache is not None:
-            loaded = self._export(name, jitted, args)
+        if not from_cache and key is not None:
+            loaded = self._export(key, jitted, args)
         if loaded is not None:
-            lowered, out_tree = _lower_exported(*loaded, args, donate_argnums)
+            exported, out_tree = loaded
+            lowered = _lower_exported(exported, args, donate_argnums)
         else:
             lowered = traced.lower()
         lowered_at, hits = time.perf_counter(), _cache_hits
@@ -107,26 +113,23 @@ class Compiler:
         )
         return compiled if loaded is None else _FlatProgram(compiled, out_tree)
 
-    def _load(self, name: str, args: tuple):
-        return None if self.cache is None else self.cache.load(self.cache.key(name, args))
-
-    def _export(self, name: str, jitted, args: tuple):
+    def _export(self, key: str, jitted, args: tuple):
         """(Exported, out_tree) of `jitted`, kept in the program cache; None if it cannot be exported."""
         try:
             exported, out_tree = export_flat(jitted, args)
-            self.cache.store(self.cache.key(name, args), exported, out_tree)
+            self.cache.store(key, exported, out_tree)
         except Exception:  # jax.export refuses a host callback; an output's static field may not pickle
             return None
         return exported, out_tree
 
 
-def _lower_exported(exported, out_tree, args: tuple, donate_argnums: tuple[int, ...]):
-    """(`exported` lowered for the flat leaves of `args`, donating those of `donate_argnums`; out_tree)."""
+def _lower_exported(exported, args: tuple, donate_argnums: tuple[int, ...]):
+    """`exported` lowered for the flat leaves of `args`, donating those of `donate_argnums`."""
     counts = [len(jax.tree.leaves(arg)) for arg in args]
     starts = [sum(counts[:i]) for i in range(len(args))]
     donated = tuple(leaf for a in donate_argnums for leaf in range(starts[a], starts[a] + counts[a]))
     wrapper = jax.jit(exported.call, donate_argnums=donated)
-    return wrapper.trace(*jax.tree.leaves(args)).lower(), out_tree
+    return wrapper.trace(*jax.tree.leaves(args)).lower()
 
 
 class _FlatProgram:

@@ -47,7 +47,7 @@ from rich.console import Console
 import envs_mjx
 from jaxrl import algos, config, parallel, runtime
 from jaxrl.checkpoint import Checkpointer
-from jaxrl.compile_times import Compiler, ProgramTime
+from jaxrl.compile_times import Compiler, ProgramTime, total_seconds
 from jaxrl.data import sequences
 from jaxrl.data.validate import DatasetError
 from jaxrl.device_call import make_device_call, member_report, non_finite_culprit
@@ -82,9 +82,12 @@ class TrainResult:
     status: str  # "finished" or "interrupted"
     steps: int  # env steps trained; gradient steps for offline learners
     final_eval: dict
-    compile_seconds: float
     run_seconds: float
-    programs: list[ProgramTime]  # where compile_seconds went
+    programs: list[ProgramTime]  # each compiled program's seconds, by stage
+
+    @property
+    def compile_seconds(self) -> float:
+        return total_seconds(self.programs)
 
 
 def default_run_dir(cfg: config.RunConfig) -> Path:
@@ -534,10 +537,10 @@ def _log_sinks(loop: _Loop, start_steps: int, resume: bool) -> list:
 def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
     """Compile, run, report; the checkpoints and the log are closed at the end, whatever happens."""
     schedule, console, tc = loop.schedule, loop.console, loop.cfg.train
-    status, run_seconds, compile_seconds = "interrupted", 0.0, 0.0
+    status, run_seconds = "interrupted", 0.0
+    programs = loop.compiler.times
+    compile_seconds = total_seconds(programs)
     try:
-        programs = loop.compiler.times
-        compile_seconds = sum(program.seconds for program in programs)
         console.print(f"compiled in {compile_seconds:.1f} s: {tc.iterations_per_call} iterations x "
                       f"{schedule.steps_per_iteration:,} {schedule.unit} per device call, "
                       f"{schedule.total_calls - start_call} calls to go")
@@ -564,8 +567,7 @@ def _run(loop: _Loop, start_call: int, resume: bool) -> TrainResult:
                       f"({sps:,.0f} steps/s{' in all' if loop.width > 1 else ''}) + compile "
                       f"{compile_seconds:.1f} s; {_final_eval(loop)}")
     console.print(f"run directory: {loop.run_dir}")
-    return TrainResult(loop.run_dir, status, steps, loop.books.last_eval, compile_seconds, run_seconds,
-                       loop.compiler.times)
+    return TrainResult(loop.run_dir, status, steps, loop.books.last_eval, run_seconds, programs)
 
 
 def _times(width: int) -> str:
