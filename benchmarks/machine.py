@@ -37,6 +37,7 @@ def describe_machine() -> dict:
         # When it was taken (most records take it at the end): above the core count, the machine was shared.
         "load_average_1_5_15_min": list(os.getloadavg()),
         "jax_devices": [str(d) for d in jax.devices()],
+        "jax_device_kind": jax.devices()[0].device_kind,  # "NVIDIA H100 80GB HBM3", "cpu"
         "jax_backend": jax.default_backend(),
         "python": sys.version.split()[0],
         "versions": versions,

@@ -32,7 +32,7 @@ class Step:
     name: str
     module: str  # benchmarks.<module>, run with `args` and --out
     args: tuple[str, ...]
-    quick_args: tuple[str, ...]
+    quick_args: tuple[str, ...] | None  # None: the step runs at full size only, not in --quick
     timeout_s: int
     quick_timeout_s: int
 
@@ -92,6 +92,20 @@ def steps(accelerator: bool) -> list[Step]:
             1800,
             120,
         ),
+        # bc and diffusion: gradient steps/s and success from expert demos of grasp-lift-cube.
+        # Quick: bc alone (diffusion's U-Net would add 70 s of compiling).
+        Step(
+            "demo_learning",
+            "demo_learning",
+            ("--methods", "expert", "bc", "bc_aug", "diffusion"),
+            ("--methods", "bc", "--demos", "20", "--seeds", "0", "--episodes", "64", "--steps", "200"),
+            7200,
+            150,
+        ),
+        Step("train_memory", "train_memory", (), ("--small-capacity", "4096", "--large-capacity", "1048576"),
+             900, 150),
+        # Full size only: quick's ppo_throughput already compares with brax.
+        Step("peer_envs", "peer_envs", (), None, 5400, 0),
     ]
 
 
@@ -145,7 +159,8 @@ def main(argv=None) -> int:
     chosen = [
         step
         for step in steps(jax.default_backend() != "cpu")
-        if not args.only or any(step.name.startswith(name) for name in args.only)
+        if (not args.only or any(step.name.startswith(name) for name in args.only))
+        and not (args.quick and step.quick_args is None)
     ]
     if not chosen:
         parser.error(

@@ -35,6 +35,10 @@ def learner_rates(records: dict) -> dict[str, float]:
     if "error" not in dreamer:
         for setting, row in dreamer["settings"].items():
             rates[f"dreamer {setting} (updates/s)"] = row["updates_per_s"]
+    demos = records.get("demo_learning", {"error": ""})
+    for row in demos.get("results", []) if "error" not in demos else []:
+        if "grad_steps_per_second" in row:  # the first seed's of each learner
+            rates.setdefault(f"{row['method']} (gradient steps/s)", row["grad_steps_per_second"])
     return rates
 
 

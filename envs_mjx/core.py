@@ -26,6 +26,12 @@ from envs_mjx._mjx import mjx
 ASSETS = Path(__file__).parent / "assets"
 PHYSICS_IMPLS = ("jax", "warp")  # MJX backends an MjxEnv can run on
 
+# MJX's forward and step, jitted once for the process: a program that calls them again (an episode's
+# auto-reset inside the step, evaluation after training, every env of one model) reuses their traced
+# form for the same shapes instead of tracing MJX's Python anew. XLA inlines them where they are called.
+_forward = jax.jit(mjx.forward)
+_step = jax.jit(mjx.step)
+
 Observation = jax.Array | Mapping[str, jax.Array]
 ObservationSize = int | Mapping[str, tuple]
 
@@ -211,10 +217,10 @@ class MjxEnv(Env):
             data = mjx.make_data(self._mjx_source, impl="warp", naconmax=self._warp_contact_slots)
         else:
             data = mjx.make_data(model)
-        return mjx.forward(model, data.replace(qpos=qpos, qvel=qvel))
+        return _forward(model, data.replace(qpos=qpos, qvel=qvel))
 
     def physics_step(self, data: Any, ctrl: jax.Array, model: Any = None) -> Any:
         """`n_substeps` MJX steps holding `ctrl` fixed (`model` as in `init_data`)."""
         model = self.mjx_model if model is None else model
         data = data.replace(ctrl=ctrl)
-        return jax.lax.fori_loop(0, self.n_substeps, lambda _, d: mjx.step(model, d), data)
+        return jax.lax.fori_loop(0, self.n_substeps, lambda _, d: _step(model, d), data)

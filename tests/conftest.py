@@ -10,6 +10,7 @@ os.environ["JAXRL_PROGRAM_CACHE"] = "0"
 import dataclasses
 import fcntl
 import gc
+import json
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,29 @@ os.environ["XLA_FLAGS"] = suite_xla_flags(CALLERS_XLA_FLAGS)  # before jax's bac
 LEARNING_XLA_FLAGS = (CALLERS_XLA_FLAGS if os.environ["XLA_FLAGS"] == CALLERS_XLA_FLAGS
                       else runtime.with_xla_flags(CALLERS_XLA_FLAGS, runtime.QUICK_COMPILE_FLAGS))
 runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
+
+
+SUITE_TIMES = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "results", "suite_time_cpu.json")
+
+
+def recorded_file_seconds() -> dict[str, float]:
+    """Each test file's seconds in the latest cold run that benchmarks/suite_time.py recorded ({} if none)."""
+    try:
+        with open(SUITE_TIMES) as f:
+            runs = json.load(f)["runs"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    cold = [run.get("per_file_seconds") for run in runs if run.get("cache") == "empty"]
+    return next((seconds for seconds in reversed(cold) if seconds), {})
+
+
+def pytest_collection_modifyitems(items):
+    """Longest files first (by their recorded seconds; a new file counts as long): pytest-xdist hands the
+    files out in this order (`--no-loadscope-reorder`), so the last file either worker starts is short
+    and neither waits long on the other at the end."""
+    seconds = recorded_file_seconds()
+    longest = max(seconds.values(), default=0.0)
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], longest))
 
 
 def near_mapping_limit() -> bool:

@@ -19,8 +19,6 @@ from pathlib import Path
 import toy_envs
 from tiny_runs import TINY_CARTPOLE_PPO, TINY_DREAMER
 
-toy_envs.register_in_process("step-counter", "StepCounter")
-
 COMMON = ["train.iterations_per_call=2", "train.num_timesteps=1024", "train.eval_every=512",
           "train.checkpoint_every=512", "train.num_eval_envs=8", "train.tensorboard=false",
           "algo.num_envs=16"]
@@ -109,5 +107,7 @@ def distributed(run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    # Only here: test_parallel imports `records` from this module, and its process keeps its own registry.
+    toy_envs.register_in_process("step-counter", "StepCounter")
     mode, path = sys.argv[1], Path(sys.argv[2])
     {"devices": on_devices, "distributed": distributed}[mode](path)

@@ -17,11 +17,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 def test_every_registered_env_gets_a_throughput_step_and_every_learner_one_of_its_own():
     names = [step.name for step in suite.steps(accelerator=False)]
     assert [n.split(":")[1] for n in names if n.startswith("env_throughput:")] == suite.env_names()
-    assert {"compile_time", "ppo_throughput", "sac_throughput", "dreamer_throughput"} <= set(names)
+    assert {"compile_time", "ppo_throughput", "sac_throughput", "dreamer_throughput", "demo_learning",
+            "train_memory", "peer_envs"} <= set(names)
     # Each step's quick arguments are ones its module accepts: parsed here as the module parses them.
     for step in suite.steps(accelerator=False):
         module = __import__(f"benchmarks.{step.module}", fromlist=["parse_args"])
-        module.parse_args([*step.quick_args, "--out", "x.json"])
+        for args in (step.args, step.quick_args or ()):
+            module.parse_args([*args, "--out", "x.json"])
 
 
 def test_a_failing_step_is_recorded_with_its_error_and_the_others_go_on(tmp_path):

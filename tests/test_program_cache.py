@@ -4,9 +4,11 @@ import pickle
 import sys
 
 import pytest
+import toy_envs
 from conftest import reproducible, with_train
+from tiny_runs import TINY_CARTPOLE_PPO
 
-from jaxrl import program_cache, runtime
+from jaxrl import config, program_cache, runtime
 from jaxrl.logger import read_metrics
 from jaxrl.train import program_cache as run_program_cache
 from jaxrl.train import train
@@ -26,8 +28,9 @@ def test_an_interactive_session_traces_as_before(tiny_config, cache_on, monkeypa
     assert run_program_cache(tiny_config) is None
 
 
-def test_a_second_start_loads_every_program_and_trains_to_the_same_numbers(tiny_config, tmp_path, cache_on):
-    cfg = with_train(tiny_config, num_timesteps=1024)
+def test_a_second_start_loads_every_program_and_trains_to_the_same_numbers(tmp_path, cache_on, monkeypatch):
+    # The step counter of tests/toy_envs.py: its programs trace and compile in a few seconds.
+    cfg = config.load(toy_envs.register(monkeypatch), "ppo", overrides=TINY_CARTPOLE_PPO, preset="cpu")
     first = train(cfg, tmp_path / "first")
     assert not any(program.from_program_cache for program in first.programs)
     assert len(list(cache_on.glob("*.program"))) == 3  # init, train call, evaluate
