@@ -114,8 +114,10 @@ def test_two_processes_of_two_devices_joined_by_jax_distributed_match_one_device
             process.kill()
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert "finished 1,024 env steps" in outputs[0], outputs
-    # Process 1 prints nothing of its own; gloo (JAX's CPU collectives) prints how its ranks connected.
-    assert all(line.startswith("[Gloo]") for line in outputs[1].splitlines()), outputs[1]
+    # Process 1 prints nothing of its own; gloo (JAX's CPU collectives) prints how its ranks connected,
+    # from several threads at once, so its messages may share a line or break across two.
+    printed = [line for line in outputs[1].splitlines() if line.strip()]
+    assert all("[Gloo]" in line or "peer ranks" in line for line in printed), outputs[1]
     from multi_device_runs import records as records_of
 
     assert_same_records(records_of(tmp_path / "run"), records["ppo-toy/1"], RTOL, ATOL)
