@@ -52,10 +52,12 @@ def logged(run_dir: Path) -> tuple[list[dict], dict, set[str]]:
                     value = json.loads(item.value_json)
                     row[name] = row.get(name, {}) | {field[0]: value} if field else value
                 rows.append(row)
-            elif kind == "run":
-                ids.add(record.run.run_id)
+            elif kind in ("run", "config"):  # the config comes with the run, or after it in updates
+                if kind == "run":
+                    ids.add(record.run.run_id)
+                updates = record.run.config.update if kind == "run" else record.config.update
                 settings.update({item.key or item.nested_key[0]: json.loads(item.value_json)
-                                 for item in record.run.config.update})
+                                 for item in updates})
     return rows, settings, ids
 
 
