@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def train_steps_per_second(python: str, pair: str, flags: str, run_dir: Path) -> dict:
     """One `jaxrl train` run: its median time/sps after the first call, or the error it ended with."""
+    from jaxrl.logger import read_metrics
+
     env, algo = pair.split(":")
     command = [python, "-m", "jaxrl.cli", "train", env, algo, "--preset", "cpu", f"train.run_dir={run_dir}",
                f"train.num_timesteps={PAIRS[pair]}", "train.tensorboard=false"]
@@ -51,7 +53,7 @@ def train_steps_per_second(python: str, pair: str, flags: str, run_dir: Path) ->
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=environment)
     if done.returncode != 0:
         return {"error": done.stderr.strip()[-1500:]}
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run_dir / "metrics.jsonl")
     rates = [r["time/sps"] for r in records if "time/sps" in r][1:]
     evals = [r["eval/episode_return"] for r in records if "eval/episode_return" in r]
     return {"steps_per_second": statistics.median(rates), "calls_timed": len(rates),
