@@ -29,13 +29,18 @@ SETTINGS = {
     "dreamerv3_dmc_proprio": [],
     "cpu_preset": ["algo.num_envs=8", "algo.unroll_length=8", "algo.train_ratio=64", "algo.batch_length=16",
                    "algo.deter=128", "algo.stoch=8", "algo.classes=8"],
+    # benchmarks/gpu.sh --dry-run's: the least that runs every part of an update
+    "tiny": ["algo.num_envs=2", "algo.unroll_length=4", "algo.train_ratio=16", "algo.batch_size=2",
+             "algo.batch_length=8", "algo.imag_horizon=3", "algo.deter=16", "algo.hidden=16", "algo.stoch=4",
+             "algo.classes=4"],
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=["dreamerv3_dmc_proprio", "cpu_preset"],
+                        choices=list(SETTINGS))
     parser.add_argument("--iterations", type=int, default=2, help="iterations per timed chunk")
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks; the median is reported")
     parser.add_argument("--out", type=Path, default=RESULTS / "dreamer_throughput_cpu.json")

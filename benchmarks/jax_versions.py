@@ -19,9 +19,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from jaxrl.runtime import QUICK_COMPILE_FLAGS
+
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent
-FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_cpu_enable_concurrency_optimized_scheduler=false"
+# The two XLA:CPU flags of the known pitfall, as jaxrl.runtime's quick-compile settings hold them.
+FLAGS = " ".join(f"--{name}={value}" for name, value in QUICK_COMPILE_FLAGS.items()
+                 if name.startswith("xla_cpu_"))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

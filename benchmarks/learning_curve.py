@@ -11,6 +11,7 @@ classic envs have none (the return is their measure).
     python -m benchmarks.learning_curve [--env go1-joystick] [--preset auto|cpu|full] [--env-steps N]
     python -m benchmarks.learning_curve --env grasp-lift-cube
     python -m benchmarks.learning_curve --env cartpole-balance --algo dreamer
+    python -m benchmarks.learning_curve --minutes 2.25 --run-dir /tmp/go1   # then sim_to_sim /tmp/go1
 
 Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png (PPO's), or
 <env>_<algo>_learning_curve_<cpu|gpu>.* for another learner.
@@ -39,6 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=("auto", "cpu", "full"), default="auto")
     parser.add_argument("--env-steps", type=int, default=None,
                         help="train.num_timesteps (default: the recipe's)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop training at the first record after this much wall-clock (compile "
+                             "included), checkpointed as Ctrl-C would; the curve up to there is kept")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="keep the run here (checkpoints, for sim_to_sim) instead of a scratch folder")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: results/<env>_learning_curve_<cpu|gpu>.json)")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value")
@@ -129,9 +135,11 @@ def main(argv=None) -> None:
         if measure is not NO_MEASURE:
             point |= {f"{prefix}_{measure_key}": read_measure(record, prefix) for prefix in ("train", "eval")}
         curve.append(point)
+        if args.minutes is not None and point["seconds"] > 60 * args.minutes:
+            raise KeyboardInterrupt  # train's hook for a stop: this record is saved, the run checkpointed
 
-    with tempfile.TemporaryDirectory() as run_dir:
-        result = train(cfg, Path(run_dir) / "run", on_record=on_record)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train(cfg, args.run_dir or Path(scratch) / "run", on_record=on_record)
     device = "gpu" if runtime.has_accelerator() else "cpu"
     learner = "" if args.algo == "ppo" else f"_{args.algo}"
     name = args.recipe.stem if args.recipe is not None else f"{args.env.replace('-', '_')}{learner}"
@@ -142,6 +150,7 @@ def main(argv=None) -> None:
         "preset": preset,
         "overrides": overrides,
         "machine": describe_machine(),
+        "stopped_after_minutes": args.minutes if result.status == "interrupted" else None,
         "wall_clock_seconds": time.monotonic() - started, "compile_seconds": result.compile_seconds,
         "train_seconds": result.run_seconds, "env_steps": result.steps,
         "steps_per_second": result.steps / max(result.run_seconds, 1e-9),

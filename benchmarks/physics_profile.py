@@ -142,7 +142,7 @@ def profile(env_name: str, batch: int, options: list[str], loop: int, repeats: i
     import envs_mjx
 
     env = envs_mjx.make(env_name)
-    mjx_model = mjx.put_model(with_options(env._mjx_source, options))
+    mjx_model = mjx.put_model(with_options(env.mjx_source, options))
     start = data = reached_data(env, mjx_model, batch)
     rows = []
     for name, fn in stages():

@@ -84,14 +84,16 @@ def ppo_versus_brax(r: dict) -> str:
     )
 
 
-def learning_curve(measure: str, unit: str = "") -> Callable[[dict], str]:
+def learning_curve(measure: str | None = None, unit: str = "") -> Callable[[dict], str]:
+    """A learning-curve record's figure; `measure`: its task measure's eval key, None for the return alone."""
+
     def figure(r: dict) -> str:
         first, last = r["first_eval"], r["last_eval"]
         parts = [
             f"{r['env_steps']:,} env steps in {r['wall_clock_seconds'] / 60:.1f} min "
             f"(compile {r['compile_seconds']:.0f} s)"
         ]
-        if measure in first:
+        if measure is not None and measure in first:
             parts.append(
                 f"eval {measure.replace('eval_', '').replace('_', ' ')} {first[measure]:.2f} -> "
                 f"{last[measure]:.2f}{unit}"
@@ -238,7 +240,7 @@ def dreamer_throughput(r: dict) -> str:
 def pixel_dreamer(r: dict) -> str:
     render = load("pixel_render_cpu.json")["results"]
     return (
-        learning_curve("")(r) + f"; rendering {span([x['render_microseconds_per_env'] for x in render])} us "
+        learning_curve()(r) + f"; rendering {span([x['render_microseconds_per_env'] for x in render])} us "
         "per env step (pixel_render_cpu.json)"
     )
 
@@ -307,10 +309,23 @@ def physics_option(baseline: str) -> Callable[[dict], str]:
         return (
             f"{' '.join(r['options'])}: {r['physics_steps_per_second']:,.0f} physics steps/s, "
             f"{ratio(base['step_seconds'] / r['step_seconds'])} the MJCF's settings ({baseline}); "
-            "fidelity not yet checked"
+            "fidelity: the next row"
         )
 
     return figure
+
+
+def physics_fidelity(r: dict) -> str:
+    """A learning curve on changed physics against the recipe's own curve, at the changed curve's end."""
+    last = r["last_eval"]
+    base = min((p for p in load(r["baseline"])["curve"] if p["eval_return"] is not None),
+               key=lambda p: abs(p["env_steps"] - last["env_steps"]))
+    kept = ", ".join(f"{percent(row['plain_mujoco_keeps_of_its_training_physics'])} with {row['physics']}"
+                     for row in r["sim_to_sim"])
+    return (f"{r['physics_change']}: eval tracking error {last['eval_tracking_error']:.2f} m/s at "
+            f"{last['env_steps'] / 1e6:.1f}M env steps against {base['eval_tracking_error']:.2f} "
+            f"({r['baseline']}), return {last['eval_return']:.1f} against {base['eval_return']:.1f}; "
+            f"in plain MuJoCo its policy keeps of its MJX return {kept}: {r['verdict']}")
 
 
 def xla_cpu_flags(r: dict) -> str:
@@ -427,12 +442,12 @@ ROWS = [
     Row(
         "pendulum-swingup Dreamer learning curve, seed 0, CPU preset",
         "pendulum_swingup_dreamer_learning_curve_cpu.json",
-        learning_curve(""),
+        learning_curve(),
     ),
     Row(
         "cartpole-balance Dreamer from states, CPU preset (25 Hz)",
         "cartpole_balance_dreamer_learning_curve_cpu.json",
-        learning_curve(""),
+        learning_curve(),
     ),
     Row(
         "cartpole-balance Dreamer from 32 x 32 depth images rendered in JAX, CPU preset",
@@ -468,6 +483,11 @@ ROWS = [
         "the same step with a setting changed",
         "physics_profile_go1_joystick_solver_cg_cpu.json",
         physics_option("physics_profile_go1_joystick_cpu.json"),
+    ),
+    Row(
+        "go1-joystick PPO learning on that physics, CPU preset, against the MJCF's (one seed each)",
+        "go1_joystick_solver_cg_learning_curve_cpu.json",
+        physics_fidelity,
     ),
     Row(
         "where grasp-lift-cube's MJX step spends its time (28 contacts per env)",

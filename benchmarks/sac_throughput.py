@@ -60,6 +60,7 @@ for it only; the ratios, from interleaved chunks, carry over better than the rat
     python -m benchmarks.sac_throughput          # both regimes, 16, 128, 512 envs: ~8.5 min on 2 cores
     python -m benchmarks.sac_throughput --regimes full --full-capacity 131072
     python -m benchmarks.sac_throughput --num-envs 128 --iterations 50 --repeats 2
+    python -m benchmarks.sac_throughput --peer none --regimes filling   # ours alone: no brax, any jax
 """
 
 from __future__ import annotations
@@ -81,8 +82,6 @@ import envs_mjx  # before brax: our quiet import of MJX must be the one cached
 
 import jax
 import jax.numpy as jnp
-from brax.training.agents.sac import networks as brax_networks
-from brax.training.agents.sac import train as brax_sac
 
 from benchmarks.machine import describe_machine
 from jaxrl.algos import sac
@@ -141,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--brax-warmup-epochs", type=int, default=1,
                         help="leading brax epochs dropped: brax times each epoch including its JIT "
                              "compilation (SAC's pmapped epoch compiles on the first call only)")
+    parser.add_argument("--peer", choices=("brax", "none"), default="brax",
+                        help="none: ours alone, without importing brax (whose SAC needs jax < 0.10)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the JSON record goes")
     return parser
 
@@ -207,7 +208,9 @@ def sac_config(num_envs: int, args, action_size: int) -> sac.Config:
 
 
 def brax_settings(num_envs: int, args) -> dict:
-    """Keyword arguments of `brax_sac.train` matching `sac_config` (all but the run length and logging)."""
+    """Keyword arguments of brax's `sac.train` matching `sac_config` (all but the run length and logging)."""
+    from brax.training.agents.sac import networks as brax_networks
+
     return dict(
         environment=envs_mjx.make(ENV_NAME),
         wrap_env_fn=envs_mjx.wrap_for_training,
@@ -292,6 +295,8 @@ class OursBench:
 
 def bench_brax(num_envs: int, args, after_timed_epoch: Callable[[], None] | None = None) -> dict:
     """brax's SAC; `after_timed_epoch` runs between its timed epochs (outside their timing)."""
+    from brax.training.agents.sac import train as brax_sac
+
     epochs = args.brax_warmup_epochs + args.repeats
     epoch_sps, env_steps_at = [], []
 
@@ -344,8 +349,8 @@ def bench_brax(num_envs: int, args, after_timed_epoch: Callable[[], None] | None
             "replay_full_throughout_timing": inserted_before_timing >= args.replay_capacity}
 
 
-def measure_pair(num_envs: int, args) -> tuple[dict, dict]:
-    """Both learners at one num_envs, their timed chunks interleaved.
+def measure_pair(num_envs: int, args) -> tuple[dict, dict | None]:
+    """Both learners at one num_envs, their timed chunks interleaved (brax's None with --peer none).
 
     The machine may be shared: timing all of ours and then all of brax's would let
     a change of load between the two blocks show up as a ratio. Instead each timed
@@ -353,6 +358,10 @@ def measure_pair(num_envs: int, args) -> tuple[dict, dict]:
     chunk of ours, compiled, prefilled and warmed up beforehand.
     """
     ours = OursBench(num_envs, args)
+    if args.peer == "none":
+        for _ in range(args.repeats):
+            ours.timed_chunk()
+        return ours.result(), None
     print("  ours compiled and prefilled; brax, with ours between its epochs...", flush=True)
     brax = bench_brax(num_envs, args, after_timed_epoch=ours.timed_chunk)
     if len(ours.seconds) != args.repeats:
@@ -416,23 +425,26 @@ def measure_throughput(args, out_record: dict | None = None, write=None, regime:
             raise RuntimeError(f"full regime at num_envs={num_envs}: a buffer was not full before timing "
                                f"(ours {ours['replay_size_before_timing']} of {args.replay_capacity}, brax "
                                f"{brax['env_steps_inserted_before_timing']} inserted)")
-        for name, figures in (("ours", ours), ("brax", brax)):
-            print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
-                  f"{figures['grad_steps_per_s']:,.0f} grad steps/s", flush=True)
-        section["results"].append({
+        for name, figures in (("ours", ours), ("brax", brax or {})):
+            if figures:
+                print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
+                      f"{figures['grad_steps_per_s']:,.0f} grad steps/s", flush=True)
+        row = {
             "num_envs": num_envs,
             "env_steps_per_timed_chunk": args.iterations * num_envs,
             "grad_steps_per_timed_chunk": args.iterations * args.grad_updates_per_step,
             "ours": ours,
-            "brax": brax,
-            # Both rates come from the same chunk times, so the two ratios are equal up
-            # to rounding; both are kept so a reader need not know that.
-            "ratio_ours_over_brax": {
-                "env_steps_per_s": ours["env_steps_per_s"] / brax["env_steps_per_s"],
-                "grad_steps_per_s": ours["grad_steps_per_s"] / brax["grad_steps_per_s"]},
             # The machine may be shared: a high load average means the figures are depressed.
             "loadavg_1m_before_after": [load_before[0], os.getloadavg()[0]],
-        })
+        }
+        if brax is not None:
+            # Both rates come from the same chunk times, so the two ratios are equal up
+            # to rounding; both are kept so a reader need not know that.
+            row["brax"] = brax
+            row["ratio_ours_over_brax"] = {
+                "env_steps_per_s": ours["env_steps_per_s"] / brax["env_steps_per_s"],
+                "grad_steps_per_s": ours["grad_steps_per_s"] / brax["grad_steps_per_s"]}
+        section["results"].append(row)
         if write is not None:
             write()
     return section
@@ -444,16 +456,17 @@ def print_table(rows: list[dict], title: str = "") -> None:
     print(f"\n{'num_envs':>8}  {'ours env/s':>11}  {'brax env/s':>11}  {'ours grad/s':>11}  "
           f"{'brax grad/s':>11}  {'ours/brax':>9}")
     for row in rows:
-        ours, brax = row["ours"], row["brax"]
+        ours = row["ours"]
+        brax = row.get("brax", {"env_steps_per_s": math.nan, "grad_steps_per_s": math.nan})
+        ratio = row.get("ratio_ours_over_brax", {"env_steps_per_s": math.nan})["env_steps_per_s"]
         print(f"{row['num_envs']:>8}  {ours['env_steps_per_s']:>11,.0f}  {brax['env_steps_per_s']:>11,.0f}  "
-              f"{ours['grad_steps_per_s']:>11,.0f}  {brax['grad_steps_per_s']:>11,.0f}  "
-              f"{row['ratio_ours_over_brax']['env_steps_per_s']:>9.2f}")
+              f"{ours['grad_steps_per_s']:>11,.0f}  {brax['grad_steps_per_s']:>11,.0f}  {ratio:>9.2f}")
 
 
 def ratio_summary(record: dict) -> dict:
     """{regime: {num_envs: ours/brax}} from the record's regime sections, for reading at a glance."""
     return {regime: {str(row["num_envs"]): row["ratio_ours_over_brax"]["env_steps_per_s"]
-                     for row in record[section]["results"]}
+                     for row in record[section]["results"] if "ratio_ours_over_brax" in row}
             for regime, section in SECTION_OF_REGIME.items() if section in record}
 
 

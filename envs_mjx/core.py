@@ -143,7 +143,7 @@ class MjxEnv(Env):
 
         `mjx_sensors=False` makes MJX skip the MJCF's sensors on every physics step, for
         envs that read what they need from the state directly; `mj_model` (plain
-        MuJoCo, used for playback) keeps them.
+        MuJoCo, used for playback) keeps them, and `mjx_source` is the MjModel MJX steps.
 
         `impl` is MJX's backend: "jax" (XLA; any device) or "warp" (MuJoCo Warp, the
         `warp` extra). Warp keeps one pool of `warp_contact_slots` contacts for a
@@ -159,7 +159,7 @@ class MjxEnv(Env):
         if not mjx_sensors:
             mjx_source = copy.copy(self.mj_model)
             mjx_source.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_SENSOR
-        self.impl, self._mjx_source, self._warp_contact_slots = impl, mjx_source, warp_contact_slots
+        self.impl, self.mjx_source, self._warp_contact_slots = impl, mjx_source, warp_contact_slots
         try:
             self.mjx_model = mjx.put_model(mjx_source, impl=impl)
         except RuntimeError as error:  # MJX's words when warp-lang is missing
@@ -214,7 +214,7 @@ class MjxEnv(Env):
         """
         model = self.mjx_model if model is None else model
         if self.impl == "warp":  # Warp builds its data from the MjModel, with the batch's contact pool
-            data = mjx.make_data(self._mjx_source, impl="warp", naconmax=self._warp_contact_slots)
+            data = mjx.make_data(self.mjx_source, impl="warp", naconmax=self._warp_contact_slots)
         else:
             data = mjx.make_data(model)
         return _forward(model, data.replace(qpos=qpos, qvel=qvel))

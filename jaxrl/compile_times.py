@@ -16,7 +16,7 @@ import time
 import jax
 
 from jaxrl.program_cache import ProgramCache, export_flat
-from jaxrl.runtime import QUICK_COMPILE_FLAGS
+from jaxrl.runtime import QUICK_COMPILE_FLAGS, unset_xla_flags
 
 _CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 _cache_hits = 0  # persistent-cache hits so far in this process
@@ -157,9 +157,5 @@ def _compile(lowered, quick: bool):
 def _quick_compile_options() -> dict[str, int | bool]:
     """XLA:CPU's quick settings as one program's compile options, leaving out those XLA_FLAGS sets for
     the whole process (the test suite compiles at a lower level still)."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    return {
-        name: int(value) if value.isdigit() else value == "true"
-        for name, value in QUICK_COMPILE_FLAGS.items()
-        if f"--{name}=" not in flags
-    }
+    unset = unset_xla_flags(os.environ.get("XLA_FLAGS", ""), QUICK_COMPILE_FLAGS)
+    return {name: int(value) if value.isdigit() else value == "true" for name, value in unset.items()}

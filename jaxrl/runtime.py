@@ -27,9 +27,14 @@ QUICK_COMPILE_FLAGS = {"xla_backend_optimization_level": "1", "xla_cpu_use_fusio
                        "xla_cpu_enable_concurrency_optimized_scheduler": "false"}
 
 
+def unset_xla_flags(xla_flags: str, flags: dict[str, str]) -> dict[str, str]:
+    """Those of `flags` that the XLA_FLAGS value `xla_flags` does not set."""
+    return {name: value for name, value in flags.items() if f"--{name}=" not in xla_flags}
+
+
 def with_xla_flags(xla_flags: str, flags: dict[str, str]) -> str:
     """The XLA_FLAGS value `xla_flags` with each of `flags` added where it does not set that flag already."""
-    added = [f"--{name}={value}" for name, value in flags.items() if f"--{name}=" not in xla_flags]
+    added = [f"--{name}={value}" for name, value in unset_xla_flags(xla_flags, flags).items()]
     return " ".join([xla_flags, *added]).strip()
 
 
