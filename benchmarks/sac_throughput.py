@@ -420,11 +420,13 @@ def measure_throughput(args, out_record: dict | None = None, write=None, regime:
         load_before = os.getloadavg()
         print(f"[{regime}] num_envs={num_envs}: ours (compile, prefill, warm-up)...", flush=True)
         ours, brax = measure_pair(num_envs, args)
-        if regime == "full" and not (ours["replay_full_throughout_timing"]
-                                     and brax["replay_full_throughout_timing"]):
+        brax_full = brax is None or brax["replay_full_throughout_timing"]
+        if regime == "full" and not (ours["replay_full_throughout_timing"] and brax_full):
+            brax_inserted = "" if brax is None else (
+                f", brax {brax['env_steps_inserted_before_timing']} inserted")
             raise RuntimeError(f"full regime at num_envs={num_envs}: a buffer was not full before timing "
-                               f"(ours {ours['replay_size_before_timing']} of {args.replay_capacity}, brax "
-                               f"{brax['env_steps_inserted_before_timing']} inserted)")
+                               f"(ours {ours['replay_size_before_timing']} of {args.replay_capacity}"
+                               f"{brax_inserted})")
         for name, figures in (("ours", ours), ("brax", brax or {})):
             if figures:
                 print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
