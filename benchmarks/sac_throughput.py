@@ -427,10 +427,9 @@ def measure_throughput(args, out_record: dict | None = None, write=None, regime:
             raise RuntimeError(f"full regime at num_envs={num_envs}: a buffer was not full before timing "
                                f"(ours {ours['replay_size_before_timing']} of {args.replay_capacity}"
                                f"{brax_inserted})")
-        for name, figures in (("ours", ours), ("brax", brax or {})):
-            if figures:
-                print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
-                      f"{figures['grad_steps_per_s']:,.0f} grad steps/s", flush=True)
+        for name, figures in [("ours", ours)] + ([("brax", brax)] if brax is not None else []):
+            print(f"  {name} {figures['env_steps_per_s']:,.0f} env steps/s, "
+                  f"{figures['grad_steps_per_s']:,.0f} grad steps/s", flush=True)
         row = {
             "num_envs": num_envs,
             "env_steps_per_timed_chunk": args.iterations * num_envs,
