@@ -8,8 +8,8 @@ its budget is recorded as not reaching it (its count is then a lower bound).
 SAC and Dreamer train with their recipes' CPU presets
 (configs/pendulum_swingup_{sac,dreamer}.yaml); PPO with the cartpole recipe's
 CPU settings (no pendulum recipe of its own), at the same episode length.
-Dreamer's recipe controls at 25 Hz (two physics steps an env step), the others
-at 50 Hz: each learner's record holds its seconds per env step, so counts
+SAC's and Dreamer's recipes control at 25 Hz (two physics steps an env step),
+PPO at 50 Hz: each learner's record holds its seconds per env step, so counts
 convert to simulated time.
 
 The JSON is written after every run, and a learner left out of `--algos`
@@ -163,6 +163,22 @@ def seconds_per_env_step(algo: str) -> float:
     return envs_mjx.make(ENV_NAME, cfg.env).dt
 
 
+def compare(record: dict) -> None:
+    """Each learner's seconds per env step, and PPO's and Dreamer's median simulated seconds to the
+    threshold over SAC's: learners that control at other rates compare in simulated time."""
+    for algo in BUDGETS.keys() & record.keys():  # a property of the recipe, for entries of earlier runs too
+        record[algo]["seconds_per_env_step"] = seconds_per_env_step(algo)
+
+    def simulated_seconds(algo):
+        steps = record.get(algo, {}).get("median_env_steps")
+        return steps * record[algo]["seconds_per_env_step"] if steps else None
+
+    sac = simulated_seconds("sac")
+    for algo in ("ppo", "dreamer"):
+        theirs = simulated_seconds(algo)
+        record[f"{algo}_over_sac_simulated_seconds"] = theirs / sac if sac and theirs else None
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -189,12 +205,7 @@ def main(argv=None) -> None:
             write(record, args.out)
         print(f"{name}: reached {args.threshold:.0f} in {record[name]['reached']} runs; env steps per seed "
               f"{record[name]['env_steps']}")
-    for algo in BUDGETS.keys() & record.keys():  # a property of the recipe, for entries of earlier runs too
-        record[algo]["seconds_per_env_step"] = seconds_per_env_step(algo)
-    sac = record.get("sac", {}).get("median_env_steps")
-    for algo in ("ppo", "dreamer"):
-        theirs = record.get(algo, {}).get("median_env_steps")
-        record[f"{algo}_over_sac_env_steps"] = theirs / sac if sac and theirs else None
+    compare(record)
     write(record, args.out)
     print(f"wrote {args.out}")
 

@@ -25,7 +25,7 @@ from jaxrl import config, runtime
 
 # The suite compiles far more than it runs: its processes start XLA with the quick-compile flags at LLVM
 # -O0, which compiles sooner than their -O1 and runs slower. Runs that execute far more than they compile
-# (the learning tests) go to a `jaxrl` process of their own with the -O1 flags themselves: jaxrl_process.
+# (the learning tests) go to a `jaxrl` process of their own at -O1: jaxrl_process.
 SUITE_FLAGS = dict(runtime.QUICK_COMPILE_FLAGS, xla_backend_optimization_level="0")
 # jax.jit(..., compiler_options=RUNS_LONG): a program of the suite that runs long, at learning runs' -O1.
 RUNS_LONG = {"xla_backend_optimization_level": 1}
@@ -46,9 +46,12 @@ def suite_xla_flags(xla_flags: str) -> str:
 # The caller's XLA_FLAGS, kept for jaxrl_process: the suite's workers inherit XLA_FLAGS with SUITE_FLAGS in.
 CALLERS_XLA_FLAGS = os.environ.setdefault("JAXRL_SUITE_CALLERS_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = suite_xla_flags(CALLERS_XLA_FLAGS)  # before jax's backend starts
-# Where this jaxlib refused SUITE_FLAGS, learning runs get the caller's flags alone.
+# Learning runs (jaxrl_process) compile at RUNS_LONG's -O1 with XLA:CPU's own fusion emitters and scheduler:
+# their SGD steps run long enough to pay for the slower compile. Where this jaxlib refused SUITE_FLAGS,
+# they get the caller's flags alone.
 LEARNING_XLA_FLAGS = (CALLERS_XLA_FLAGS if os.environ["XLA_FLAGS"] == CALLERS_XLA_FLAGS
-                      else runtime.with_xla_flags(CALLERS_XLA_FLAGS, runtime.QUICK_COMPILE_FLAGS))
+                      else runtime.with_xla_flags(CALLERS_XLA_FLAGS,
+                                                  {name: str(value) for name, value in RUNS_LONG.items()}))
 runtime.configure_jax()  # persistent compilation cache: a second run of the suite skips XLA
 
 

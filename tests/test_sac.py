@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import jaxrl_process
 from jax.flatten_util import ravel_pytree
-from toy_envs import CountingEnv, NoPhysics
+from toy_envs import CountingEnv, NoPhysics, PointMass
 
 import envs_mjx
 from envs_mjx.core import Env, State
@@ -176,6 +176,41 @@ class PartsEnv(Env):
                              done=jnp.zeros(()))
 
 
+def test_correlated_noise_keeps_its_share_of_the_step_before_and_stays_standard_normal():
+    def step(noise, key):
+        noise = sac.correlated_noise(noise, key, 0.9)
+        return noise, noise
+
+    start = jax.random.normal(jax.random.PRNGKey(0), (8192,))  # already N(0, 1): the process is stationary
+    _, noise = jax.lax.scan(step, start, jax.random.split(jax.random.PRNGKey(1), 50))
+    noise = np.asarray(noise)
+    # 8,192 chains of 50 steps are about 40,000 independent draws: standard errors near 0.01.
+    np.testing.assert_allclose(noise.var(), 1.0, atol=0.05)
+    np.testing.assert_allclose(np.mean(noise[1:] * noise[:-1]), 0.9, atol=0.03)
+    key = jax.random.PRNGKey(2)
+    np.testing.assert_array_equal(sac.correlated_noise(jnp.full(4, 3.0), key, 0.0),
+                                  jax.random.normal(key, (4,)))  # white: the step before is forgotten
+
+
+def test_with_correlated_noise_each_envs_actions_change_less_from_step_to_step():
+    env = envs_mjx.wrap_for_training(PointMass(), episode_length=100)
+
+    def mean_action_change(correlation):
+        cfg = sac.Config(num_envs=64, batch_size=16, min_replay_size=16, replay_capacity=64 * 20,
+                         noise_correlation=correlation, policy_hidden_layer_sizes=(8,),
+                         q_hidden_layer_sizes=(8,))
+        state = sac.init(jax.random.PRNGKey(0), env, cfg)
+        step = jax.jit(lambda s: sac.train_step(s, env, cfg))
+        for _ in range(20):
+            state, _ = step(state)
+        actions = np.asarray(state.replay.data["action"])[1:, :, 0]  # [step, env], after the uniform first
+        return np.mean(np.abs(np.diff(actions, axis=0)))
+
+    # The policy's std starts near softplus(0) = 0.69: white noise moves a typical action by about 0.5
+    # a step, noise that keeps 95% of itself by about a third of that.
+    assert mean_action_change(0.95) < 0.5 * mean_action_change(0.0)
+
+
 def test_sac_keeps_only_the_entries_its_networks_read_and_its_policy_takes_the_full_observation():
     env = envs_mjx.wrap_for_training(PartsEnv(), episode_length=5)
     cfg = sac.Config(num_envs=8, batch_size=16, min_replay_size=16, replay_capacity=64,
@@ -262,16 +297,19 @@ def test_settings_that_cannot_run_are_refused_by_name():
     with pytest.raises(config.ConfigError, match=kept):
         config.load("cartpole-balance", "sac", overrides=["algo.replay_capacity=1000",
                                                           "algo.min_replay_size=2000"])
+    with pytest.raises(config.ConfigError, match=r"noise_correlation must be in \[0, 1\), got 1.0"):
+        config.load("cartpole-balance", "sac", overrides=["algo.noise_correlation=1.0"])
     with pytest.raises(config.ConfigError, match="did you mean 'algo.replay_capacity'"):
         config.load("cartpole-balance", "sac", overrides=["replay_capacty=10"])
 
 
 @pytest.mark.slow
 def test_sac_learns_pendulum_swingup_on_the_cpu(tmp_path):
-    """The recipe's CPU preset, cut to 50k env steps (about a minute): the pendulum swings up.
+    """The recipe's CPU preset, cut to 50k env steps: the pendulum swings up.
 
     Untrained, the deterministic policy scores about 20 of 1,000; a policy that only
-    learned to push one way (a common dead end here) stays below 150.
+    learned to push one way (a dead end of white noise here) stays below 150. Seeds 0-3
+    of the recipe, in one program, ended at 628-762.
     """
     jaxrl_process("train", "pendulum-swingup", "sac", "--preset", "cpu", f"train.run_dir={tmp_path}",
                   "train.num_timesteps=50_000", "train.tensorboard=false")

@@ -3,7 +3,9 @@
 One `train_step` is one iteration, compiled once:
   1. step the `num_envs` envs `unroll_length` times with the stochastic actor
      (uniformly random actions while the buffer holds fewer than
-     `min_replay_size` transitions),
+     `min_replay_size` transitions); its Gaussian noise is white, or with
+     `noise_correlation` > 0 carried over from each env's step before, so that
+     a push lasts long enough to pump energy into a swing,
   2. write those transitions into the replay ring buffer and fold their
      observations into the running normalizer (of a dict observation, both
      keep only the entries the actor and the critics read),
@@ -47,6 +49,7 @@ class Config:
     tau: float = 0.005  # Polyak rate of the target critics
     reward_scaling: float = 1.0  # rewards are multiplied by this in the critic target
     init_alpha: float = 1.0  # starting entropy temperature
+    noise_correlation: float = 0.0  # of the actor's sampling noise from one env step to the next; 0: white
     target_entropy: float | None = None  # entropy the temperature steers towards; None: -action_size
     normalize_observations: bool = True  # running mean/std normalization of observations
     policy_hidden_layer_sizes: tuple[int, ...] = (256, 256)
@@ -71,6 +74,8 @@ def validate(cfg: Config) -> None:
                          f"{cfg.num_envs}: learning would never start")
     if not 0.0 < cfg.tau <= 1.0:
         raise ValueError(f"tau must be in (0, 1], got {cfg.tau}")
+    if not 0.0 <= cfg.noise_correlation < 1.0:
+        raise ValueError(f"noise_correlation must be in [0, 1), got {cfg.noise_correlation}")
     if cfg.init_alpha <= 0.0:
         raise ValueError(f"init_alpha must be > 0, got {cfg.init_alpha}")
 
@@ -103,6 +108,7 @@ class TrainState:
     # the entries the actor and the critics read (actor.observed), as in obs_stats
     replay: replay.ReplayBuffer
     env_state: Any  # envs_mjx State with a leading [num_envs] axis
+    policy_memory: jax.Array  # each training env's sampling noise [num_envs, action_size] (correlated_noise)
     key: jax.Array
     iteration: jax.Array  # int32 scalar
     policy_spec: actor.NetworkSpec = struct.field(pytree_node=False)
@@ -149,6 +155,7 @@ def init(key: jax.Array, env, cfg: Config) -> TrainState:
         obs_stats=normalize.from_batch(actor.observed(env_state.obs, policy_spec, q_spec)),
         replay=replay.init(example, cfg.replay_capacity, cfg.num_envs),
         env_state=env_state,
+        policy_memory=jnp.zeros((cfg.num_envs, env.action_size)),
         key=key_state,
         iteration=jnp.zeros((), jnp.int32),
         policy_spec=policy_spec,
@@ -195,6 +202,14 @@ def temperature_loss(log_alpha, log_prob: jax.Array, target_entropy: float) -> j
 def polyak(q_params, target_q_params, tau: float):
     """The target critics moved a share tau of the way to the critics: tau * q + (1 - tau) * target."""
     return optax.incremental_update(q_params, target_q_params, tau)
+
+
+def correlated_noise(previous: jax.Array, key: jax.Array, correlation: float) -> jax.Array:
+    """Standard normal noise that keeps a share `correlation` of the step before's: an AR(1) process
+    (Ornstein-Uhlenbeck in discrete time) whose every draw is N(0, 1) once it has run for about
+    1 / (1 - correlation) steps from zero. correlation 0: white noise."""
+    fresh = jax.random.normal(key, previous.shape, previous.dtype)
+    return correlation * previous + jnp.sqrt(1.0 - correlation ** 2) * fresh
 
 
 def _sampled(dist, key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -264,14 +279,18 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
     key, key_rollout, key_updates = jax.random.split(state.key, 3)
     warming_up = state.replay.size < cfg.min_replay_size
 
-    def act(obs, key_step):
-        key_policy, key_uniform = jax.random.split(key_step)
-        learned = policy(policy_params(state), obs, key_policy)
-        uniform = jax.random.uniform(key_uniform, learned.shape, minval=-1.0, maxval=1.0)
-        return jnp.where(warming_up, uniform, learned), {}
+    acting = policy_params(state)
 
-    env_state, trajectory, episode_metrics = rollout.unroll(env, state.env_state, act, key_rollout,
-                                                            cfg.unroll_length)
+    def act(obs, noise, key_step):  # noise: zeroed where an episode ended (rollout's memory contract)
+        key_noise, key_uniform = jax.random.split(key_step)
+        noise = correlated_noise(noise, key_noise, cfg.noise_correlation)
+        dist = actor.distribution(acting.network, acting.spec, acting.obs_stats, obs)
+        learned = jnp.tanh(dist.loc + dist.scale * noise)
+        uniform = jax.random.uniform(key_uniform, learned.shape, minval=-1.0, maxval=1.0)
+        return jnp.where(warming_up, uniform, learned), noise, {}
+
+    env_state, noise, trajectory, episode_metrics = rollout.unroll_with_memory(
+        env, state.env_state, state.policy_memory, act, key_rollout, cfg.unroll_length)
 
     def observed(obs):  # the buffer and the normalizer keep only what the actor and the critics read
         return actor.observed(obs, state.policy_spec, state.q_spec)
@@ -305,6 +324,7 @@ def train_step(state: TrainState, env, cfg: Config) -> tuple[TrainState, dict]:
     params, opt_state, metrics = jax.lax.cond(buffer.size >= cfg.min_replay_size, learn, wait)
     metrics.update(episode_metrics)
     metrics["replay_size"] = buffer.size.astype(jnp.float32)
-    new_state = learner.replace(params=params, opt_state=opt_state, env_state=env_state, key=key,
+    new_state = learner.replace(params=params, opt_state=opt_state, env_state=env_state,
+                                policy_memory=noise, key=key,
                                 iteration=state.iteration + 1)
     return new_state, metrics
