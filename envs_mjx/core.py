@@ -73,6 +73,46 @@ class EnvConfig:
     episode_length: int = 1000  # control steps before the episode is truncated
 
 
+# MuJoCo's constraint solvers that MJX steps.
+SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
+
+
+@dataclasses.dataclass(frozen=True)
+class PhysicsOptions:
+    """The constraint solver's settings, over those of the MJCF's <option>: trading fidelity for speed is a
+    setting of the run (`env.physics.solver=cg`), and MJX and plain MuJoCo playback both step with it
+    (an exported policy's metadata keeps the env config). Each default keeps the model file's value."""
+
+    solver: str = "mjcf"  # "newton", "cg", or "mjcf": the model file's
+    iterations: int = 0  # solver iterations per physics step; 0: the model file's
+    ls_iterations: int = 0  # line-search iterations per solver iteration; 0: the model file's
+
+    def apply(self, model: mujoco.MjModel) -> mujoco.MjModel:
+        """`model` with these options written into its `opt` (a copy where any is set)."""
+        if self.solver not in ("mjcf", *SOLVERS):
+            raise ValueError(f"physics.solver must be 'mjcf' (the model file's) or one of {tuple(SOLVERS)}, "
+                             f"got {self.solver!r}")
+        for name in ("iterations", "ls_iterations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"physics.{name} must be >= 1, or 0 for the model file's; "
+                                 f"got {getattr(self, name)}")
+        if self == PhysicsOptions():
+            return model
+        model = copy.copy(model)
+        if self.solver != "mjcf":
+            model.opt.solver = SOLVERS[self.solver]
+        model.opt.iterations = self.iterations or model.opt.iterations
+        model.opt.ls_iterations = self.ls_iterations or model.opt.ls_iterations
+        return model
+
+
+@dataclasses.dataclass(frozen=True)
+class MjxEnvConfig(EnvConfig):
+    """Settings of every MjxEnv."""
+
+    physics: PhysicsOptions = PhysicsOptions()
+
+
 class Env(abc.ABC):
     """A pure, jit- and vmap-able environment with static shapes."""
 
@@ -137,9 +177,10 @@ class MjxEnv(Env):
     actions in [-1, 1] to controls; this class owns the model and the stepping.
     """
 
-    def __init__(self, model: Path | mujoco.MjModel, config: EnvConfig, n_substeps: int = 1,
+    def __init__(self, model: Path | mujoco.MjModel, config: MjxEnvConfig, n_substeps: int = 1,
                  mjx_sensors: bool = True, impl: str = "jax", warp_contact_slots: int = 0):
-        """`model`: an MJCF path, or an MjModel the subclass has already edited (e.g. terrain).
+        """`model`: an MJCF path, or an MjModel the subclass has already edited (e.g. terrain);
+        `config.physics` is written over its solver options.
 
         `mjx_sensors=False` makes MJX skip the MJCF's sensors on every physics step, for
         envs that read what they need from the state directly; `mj_model` (plain
@@ -154,7 +195,7 @@ class MjxEnv(Env):
         self.config = config
         if not isinstance(model, mujoco.MjModel):
             model = mujoco.MjModel.from_xml_path(str(model))
-        self.mj_model = model
+        self.mj_model = config.physics.apply(model)
         mjx_source = self.mj_model
         if not mjx_sensors:
             mjx_source = copy.copy(self.mj_model)

@@ -2,13 +2,17 @@
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 import pytest
 from conftest import ENV_NAMES, EPISODE_LENGTH, NUM_ENVS
 
 import envs_mjx
+from envs_mjx.core import PhysicsOptions
+from envs_mjx.plain import PlainEnv
 from envs_mjx.registry import UnknownEnvError
 from envs_mjx.wrappers import AutoResetWrapper, EpisodeWrapper, VmapWrapper
+from jaxrl import config, train
 
 
 def signature(tree):
@@ -104,6 +108,27 @@ def test_auto_reset_restarts_only_the_envs_that_finished():
     np.testing.assert_allclose(state.info["final_obs"][0], state.obs[0])
     assert not np.allclose(state.info["final_obs"][1], state.obs[1])
     assert float(state.info["steps"][0]) == 2.0
+
+
+def test_physics_options_replace_the_solver_settings_of_the_mjcf_in_mjx_and_plain_mujoco():
+    def solver_settings(opt):
+        return opt.solver, opt.iterations, opt.ls_iterations
+
+    newton, cg = mujoco.mjtSolver.mjSOL_NEWTON, mujoco.mjtSolver.mjSOL_CG
+    assert solver_settings(envs_mjx.make("cartpole-balance").mj_model.opt) == (newton, 1, 4)  # cartpole.xml's
+    options = PhysicsOptions(solver="cg", iterations=3, ls_iterations=2)
+    env = envs_mjx.make("cartpole-balance", physics=options)
+    for opt in (env.mj_model.opt, env.mjx_model.opt, PlainEnv(env).model.opt):
+        assert solver_settings(opt) == (cg, 3, 2)
+    env = envs_mjx.make("cartpole-balance", physics=PhysicsOptions(ls_iterations=2))
+    assert solver_settings(env.mjx_model.opt) == (newton, 1, 2)  # what is not set keeps the file's value
+
+
+def test_an_unknown_solver_is_refused_as_a_setting_with_the_choices():
+    cfg = config.load("cartpole-balance", "ppo", overrides=["env.physics.solver=pgs"])
+    refused = r"physics.solver must be 'mjcf' \(the model file's\) or one of \('newton', 'cg'\), got 'pgs'"
+    with pytest.raises(config.ConfigError, match=refused):
+        train.make_envs(cfg)
 
 
 def test_registry_errors_name_the_closest_env_and_field():

@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 
 from envs_mjx import pixels
-from envs_mjx.core import EnvConfig, MjxEnv
+from envs_mjx.core import MjxEnv, MjxEnvConfig
 
 PIXELS_FAR = 10.0  # metres: a depth pixel this far or farther (or seeing nothing) is white (255)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassicConfig(EnvConfig):
+class ClassicConfig(MjxEnvConfig):
     """What the classic envs share: a control rate that is a setting, and pixels on request.
 
     A control step of `physics_steps` physics steps holds the action (an action repeat, as DMC's agents

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
+from envs_mjx.core import ASSETS, MjxEnv, MjxEnvConfig, State, array_module
 from envs_mjx.go1 import randomize, terrain
 from envs_mjx.go1.randomize import RandomizationConfig
 from envs_mjx.go1.terrain import HeightMap, TerrainConfig
@@ -77,7 +77,7 @@ class RewardScales:
 
 
 @dataclasses.dataclass(frozen=True)
-class Go1JoystickConfig(EnvConfig):
+class Go1JoystickConfig(MjxEnvConfig):
     episode_length: int = 1000  # control steps of 0.02 s: 20 s episodes
     terrain: str = "flat"  # "flat" or "rough" (procedural heightfield, see `rough`)
     action_scale: float = 0.5  # joint target = home + action_scale * action, radians

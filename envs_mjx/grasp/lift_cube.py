@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from envs_mjx.core import ASSETS, EnvConfig, MjxEnv, State, array_module
+from envs_mjx.core import ASSETS, MjxEnv, MjxEnvConfig, State, array_module
 from envs_mjx.grasp import randomize
 from envs_mjx.grasp.randomize import RandomizationConfig
 from envs_mjx.grasp.tactile import PAD_COLS, PAD_ROWS, TactilePads
@@ -60,7 +60,7 @@ class RewardScales:
 
 
 @dataclasses.dataclass(frozen=True)
-class LiftCubeConfig(EnvConfig):
+class LiftCubeConfig(MjxEnvConfig):
     episode_length: int = 200  # control steps of 0.02 s: 4 s episodes
     task: str = "lift"  # "lift" or "place" (carry the cube to target_pos)
     max_step: float = 0.01  # gripper target displacement per control step at |action| = 1, metres
