@@ -275,6 +275,21 @@ def jax_versions(r: dict) -> str:
     return "; ".join(parts)
 
 
+def step_profile(r: dict) -> str:
+    """Per JAX version and flag set: the step rate against the first row's, and the two stages the first
+    row spends most in, each against the first row's time in it."""
+    first = r["rows"][0]["us_per_env_step_by_stage"]
+    stages = sorted(first, key=first.get, reverse=True)[:2]
+    parts = []
+    for row in r["rows"][1:]:
+        if "error" in row:
+            continue
+        times = row["us_per_env_step_by_stage"]
+        shares = ", ".join(f"{stage.split('/')[-1]} {ratio(times[stage] / first[stage])}" for stage in stages)
+        parts.append(f"{row['jax']} {row['flags']}: {ratio(row['over_first'])} ({shares})")
+    return f"against {r['rows'][0]['jax']} without flags: " + "; ".join(parts)
+
+
 def compile_time(r: dict) -> str:
     return "; ".join(
         f"{pair.replace(':', ' ')} {x['cold']['compile_seconds']:.1f} / {x['warm']['compile_seconds']:.1f} "
@@ -471,6 +486,12 @@ ROWS = [
         "go1-joystick env step at 256 envs by JAX version, steps/s (jax 0.11 needs Python 3.12)",
         "jax_versions_cpu.json",
         jax_versions,
+    ),
+    Row(
+        "the same step's rate, and its time in MuJoCo's two costliest stages, by JAX version and "
+        "XLA:CPU flag (`step_profile`: jax.profiler, each operation charged to its stage)",
+        "step_profile_cpu.json",
+        step_profile,
     ),
     Row(
         "`jaxrl train` compile seconds to the first call, CPU preset: cold / warm / `--resume`",
