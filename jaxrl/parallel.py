@@ -41,7 +41,7 @@ from jaxrl.replay import ReplayBuffer
 POPULATION = "population"  # the mesh axis a population's members are split over
 ENVS = "envs"  # the mesh axis the env batch is split over
 # TrainState fields whose leaves have a leading [num_envs] axis: the envs' states, and the memory a
-# learner's policy keeps of each training env (Dreamer's latent states).
+# learner's policy keeps of each training env (Dreamer's latent states, SAC's correlated noise).
 PER_ENV_FIELDS = ("env_state", "policy_memory")
 # What initialize_distributed reads when no cluster manager (SLURM, Open MPI, a TPU pod) describes the job.
 COORDINATOR_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")

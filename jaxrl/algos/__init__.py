@@ -52,8 +52,9 @@ and a learner whose replay can start with recorded episodes defines
 A TrainState is a pytree with at least `params` (what the loop checks for
 NaN) and `iteration` (an int32 count of train_step calls), and reports
 finished episodes as metrics "episode_sum/<name>" and "episode_count". Its
-`env_state`, and the `policy_memory` an online learner with memory (Dreamer)
-keeps of each training env, have a leading [num_envs] axis that a run splits
+`env_state`, and the `policy_memory` an online learner keeps of each training
+env where its acting has memory (Dreamer's latent states, SAC's correlated
+noise), have a leading [num_envs] axis that a run splits
 over its devices (jaxrl.parallel).
 
 `export_policy`'s fn must trace with a symbolic batch size (jax2onnx): no
