@@ -305,14 +305,15 @@ def test_settings_that_cannot_run_are_refused_by_name():
 
 @pytest.mark.slow
 def test_sac_learns_pendulum_swingup_on_the_cpu(tmp_path):
-    """The recipe's CPU preset, cut to 50k env steps: the pendulum swings up.
+    """The recipe's CPU preset, cut to 40k env steps: the pendulum swings up.
 
     Untrained, the deterministic policy scores about 20 of 1,000; a policy that only
-    learned to push one way (a dead end of white noise here) stays below 150. Seeds 0-3
-    of the recipe, in one program, ended at 628-762.
+    learned to push one way (a dead end of white noise here) stays below 150. Seed 0
+    read 411, 492 and 542 at 20k, 30k and 40k env steps; seeds 0-3 of the recipe, in
+    one program, ended at 628-762 at 50k.
     """
     jaxrl_process("train", "pendulum-swingup", "sac", "--preset", "cpu", f"train.run_dir={tmp_path}",
-                  "train.num_timesteps=50_000", "train.tensorboard=false")
+                  "train.num_timesteps=40_000", "train.tensorboard=false")
     evals = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "eval/episode_return" in r]
     assert evals[0]["eval/episode_return"] < 100
     assert evals[-1]["eval/episode_return"] >= 400, evals
