@@ -2,10 +2,12 @@
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
 from conftest import with_train
+from google.protobuf.message import DecodeError
 from wandb.proto.wandb_internal_pb2 import Record
 
 from jaxrl import config, wandb_sink
@@ -38,12 +40,27 @@ def wandb_records(path: Path) -> list[Record]:
     return records
 
 
+def written_records(path: Path, timeout: float = 60.0) -> list[Record]:
+    """The records of a `.wandb` file once W&B's writer, a process of its own, has written its exit record:
+    `run.finish()` can return before that on a loaded machine, when the file is still partial."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = wandb_records(path)
+            if any(record.WhichOneof("record_type") == "exit" for record in records):
+                return records
+        except (DecodeError, struct.error):  # a record caught half-written
+            pass
+        assert time.monotonic() < deadline, f"{path} holds no exit record after {timeout:.0f} s"
+        time.sleep(0.2)
+
+
 def logged(run_dir: Path) -> tuple[list[dict], dict, set[str]]:
     """(history rows, config, run ids) of every offline W&B run in `run_dir`. A row maps each scalar to
     its value and each media (a video, an image) to its fields."""
     rows, settings, ids = [], {}, set()
     for path in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
-        for record in wandb_records(path):
+        for record in written_records(path):
             kind = record.WhichOneof("record_type")
             if kind == "history":
                 row = {}
