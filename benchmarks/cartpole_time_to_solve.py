@@ -36,7 +36,6 @@ def main(argv=None) -> None:
     if not args.warm_cache:
         # Read by jaxrl.runtime at import: set before jaxrl is imported.
         os.environ["JAXRL_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxrl-cold-cache-")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     import matplotlib
 

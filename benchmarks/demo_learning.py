@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -132,7 +131,6 @@ def save(out: Path, record: dict) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import runtime
 

@@ -89,7 +89,6 @@ def measure(name: str, args) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import runtime
 

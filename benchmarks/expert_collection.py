@@ -75,7 +75,6 @@ def measure(env_name: str, noise: float, episodes: int, num_envs: int, seed: int
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import runtime
 

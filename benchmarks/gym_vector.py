@@ -93,7 +93,6 @@ def measure(env_name: str, batch: int, steps: int, repeats: int) -> dict[str, fl
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import runtime
 

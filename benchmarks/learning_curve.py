@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -105,7 +104,6 @@ def plot(curve: list[dict], measure: tuple, title: str, png_path: Path) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import config, runtime
     from jaxrl.train import train

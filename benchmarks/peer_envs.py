@@ -23,13 +23,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import statistics
 import tempfile
 import warnings
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: XLA's notes on cached programs
 
 # isort: off
 import envs_mjx  # noqa: F401  before brax: our quiet import of MJX must be the one cached

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -137,9 +136,9 @@ def time_stage(fn, mjx_model, data, loop: int, repeats: int) -> dict:
 
 def profile(env_name: str, batch: int, options: list[str], loop: int, repeats: int) -> dict:
     import jax
-    from mujoco import mjx
 
     import envs_mjx
+    from envs_mjx._mjx import mjx  # quiet: without warp-lang, mujoco's own import prints about it
 
     env = envs_mjx.make(env_name)
     mjx_model = mjx.put_model(with_options(env.mjx_source, options))
@@ -163,7 +162,6 @@ def profile(env_name: str, batch: int, options: list[str], loop: int, repeats: i
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before jax loads: XLA's notes on cached programs
     import jax
 
     from benchmarks.machine import describe_machine

@@ -332,6 +332,11 @@ def physics_option(baseline: str) -> Callable[[dict], str]:
     return figure
 
 
+# How a learning curve's task measure reads: its name in a sentence, and a value's format.
+TASK_MEASURES = {"tracking_error": ("eval tracking error", lambda x: f"{x:.2f} m/s"),
+                 "success": ("eval success", percent)}
+
+
 def physics_fidelity(r: dict) -> str:
     """A learning curve on changed physics against the recipe's own curve, at the changed curve's end."""
     last = r["last_eval"]
@@ -339,10 +344,28 @@ def physics_fidelity(r: dict) -> str:
                key=lambda p: abs(p["env_steps"] - last["env_steps"]))
     kept = ", ".join(f"{percent(row['plain_mujoco_keeps_of_its_training_physics'])} with {row['physics']}"
                      for row in r["sim_to_sim"])
-    return (f"{r['physics_change']}: eval tracking error {last['eval_tracking_error']:.2f} m/s at "
-            f"{last['env_steps'] / 1e6:.1f}M env steps against {base['eval_tracking_error']:.2f} "
-            f"({r['baseline']}), return {last['eval_return']:.1f} against {base['eval_return']:.1f}; "
-            f"in plain MuJoCo its policy keeps of its MJX return {kept}: {r['verdict']}")
+    name, fmt = TASK_MEASURES[r["task_measure"]]
+    measure = f"eval_{r['task_measure']}"
+    return (f"{r['physics_change']}: {name} {fmt(last[measure])} at {last['env_steps'] / 1e6:.1f}M env steps "
+            f"against {fmt(base[measure])} ({r['baseline']}), return {last['eval_return']:.1f} against "
+            f"{base['eval_return']:.1f}; in plain MuJoCo its policy keeps of its MJX return {kept}: "
+            f"{r['verdict']}")
+
+
+def physics_options(r: dict) -> str:
+    """The model file's settings against each other setting: speed by batch size, trajectory drift, and
+    the scripted expert's success where the env has one."""
+    def expert(row: dict) -> str:
+        return "" if row["expert_success"] is None else f", expert success {percent(row['expert_success'])}"
+
+    parts = []
+    for row in r["rows"][1:]:
+        speeds = ", ".join(f"{ratio(1 / s['over_model_file'])} at {int(batch):,}"
+                           for batch, s in row["speed"].items())
+        drift = "identical" if row["drift"]["identical"] else f"at most {row['drift']['qpos_max']:.0e} apart"
+        parts.append(f"over {row['setting']}: {speeds} envs; qpos over {r['drift_steps']} random-action "
+                     f"steps {drift}{expert(row)}")
+    return f"the model file's settings{expert(r['rows'][0])}; " + "; ".join(parts)
 
 
 def xla_cpu_flags(r: dict) -> str:
@@ -517,6 +540,17 @@ ROWS = [
         "where grasp-lift-cube's MJX step spends its time (28 contacts per env)",
         "physics_profile_grasp_lift_cube_cpu.json",
         physics_profile,
+    ),
+    Row(
+        "grasp-lift-cube's env steps/s under its MJCF's solver settings (tolerance 1e-5, 4 line searches) "
+        "against others (`physics_options`)",
+        "physics_options_grasp_lift_cube_cpu.json",
+        physics_options,
+    ),
+    Row(
+        "grasp-lift-cube PPO learning on those settings, CPU preset, against the old ones (one seed each)",
+        "grasp_lift_cube_learning_curve_cpu.json",
+        physics_fidelity,
     ),
     Row(
         "`jaxrl train` steps/s at the CPU preset with the two XLA:CPU flags / without (`xla_cpu_flags`)",

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -181,7 +180,6 @@ def compare(record: dict) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from benchmarks.machine import describe_machine
     from jaxrl import runtime
 

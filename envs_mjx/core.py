@@ -86,15 +86,18 @@ class PhysicsOptions:
     solver: str = "mjcf"  # "newton", "cg", or "mjcf": the model file's
     iterations: int = 0  # solver iterations per physics step; 0: the model file's
     ls_iterations: int = 0  # line-search iterations per solver iteration; 0: the model file's
+    # The solver stops early once an iteration improves its cost by less than this (scaled); 0: the model
+    # file's. MuJoCo's default 1e-8 is below float32's resolution, so MJX always runs every iteration.
+    tolerance: float = 0.0
 
     def apply(self, model: mujoco.MjModel) -> mujoco.MjModel:
         """`model` with these options written into its `opt` (a copy where any is set)."""
         if self.solver not in ("mjcf", *SOLVERS):
             raise ValueError(f"physics.solver must be 'mjcf' (the model file's) or one of {tuple(SOLVERS)}, "
                              f"got {self.solver!r}")
-        for name in ("iterations", "ls_iterations"):
+        for name in ("iterations", "ls_iterations", "tolerance"):
             if getattr(self, name) < 0:
-                raise ValueError(f"physics.{name} must be >= 1, or 0 for the model file's; "
+                raise ValueError(f"physics.{name} must be > 0, or 0 for the model file's; "
                                  f"got {getattr(self, name)}")
         if self == PhysicsOptions():
             return model
@@ -103,6 +106,7 @@ class PhysicsOptions:
             model.opt.solver = SOLVERS[self.solver]
         model.opt.iterations = self.iterations or model.opt.iterations
         model.opt.ls_iterations = self.ls_iterations or model.opt.ls_iterations
+        model.opt.tolerance = self.tolerance or model.opt.tolerance
         return model
 
 

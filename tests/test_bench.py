@@ -71,3 +71,15 @@ def test_bench_refuses_an_unknown_step_naming_the_steps(capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--only", "nothing"])
     assert "env_throughput:cartpole-balance" in capsys.readouterr().err
+
+
+def test_physics_options_benchmark_reads_settings_as_physics_options_and_names_the_fields_of_a_bad_one():
+    from benchmarks.physics_options import physics_options
+    from envs_mjx.core import PhysicsOptions
+
+    assert physics_options("") == PhysicsOptions()
+    assert physics_options("solver=cg,ls_iterations=4,tolerance=1e-5") == PhysicsOptions(
+        solver="cg", ls_iterations=4, tolerance=1e-5)
+    fields = "solver, iterations, ls_iterations, tolerance"
+    with pytest.raises(SystemExit, match=f"no field 'tol'; its fields: {fields}"):
+        physics_options("tol=1e-5")

@@ -112,22 +112,28 @@ def test_auto_reset_restarts_only_the_envs_that_finished():
 
 def test_physics_options_replace_the_solver_settings_of_the_mjcf_in_mjx_and_plain_mujoco():
     def solver_settings(opt):
-        return opt.solver, opt.iterations, opt.ls_iterations
+        return opt.solver, opt.iterations, opt.ls_iterations, float(opt.tolerance)
 
     newton, cg = mujoco.mjtSolver.mjSOL_NEWTON, mujoco.mjtSolver.mjSOL_CG
-    assert solver_settings(envs_mjx.make("cartpole-balance").mj_model.opt) == (newton, 1, 4)  # cartpole.xml's
-    options = PhysicsOptions(solver="cg", iterations=3, ls_iterations=2)
+    # cartpole.xml's, and MuJoCo's default tolerance
+    assert solver_settings(envs_mjx.make("cartpole-balance").mj_model.opt) == (newton, 1, 4, 1e-8)
+    options = PhysicsOptions(solver="cg", iterations=3, ls_iterations=2, tolerance=1e-4)
     env = envs_mjx.make("cartpole-balance", physics=options)
     for opt in (env.mj_model.opt, env.mjx_model.opt, PlainEnv(env).model.opt):
-        assert solver_settings(opt) == (cg, 3, 2)
+        assert solver_settings(opt)[:3] == (cg, 3, 2)
+        assert float(opt.tolerance) == pytest.approx(1e-4)
     env = envs_mjx.make("cartpole-balance", physics=PhysicsOptions(ls_iterations=2))
-    assert solver_settings(env.mjx_model.opt) == (newton, 1, 2)  # what is not set keeps the file's value
+    assert solver_settings(env.mjx_model.opt)[:3] == (newton, 1, 2)  # what is not set keeps the file's value
+    assert float(env.mjx_model.opt.tolerance) == pytest.approx(1e-8)
 
 
-def test_an_unknown_solver_is_refused_as_a_setting_with_the_choices():
+def test_an_unknown_solver_or_a_negative_tolerance_is_refused_as_a_setting_with_the_fix():
     cfg = config.load("cartpole-balance", "ppo", overrides=["env.physics.solver=pgs"])
     refused = r"physics.solver must be 'mjcf' \(the model file's\) or one of \('newton', 'cg'\), got 'pgs'"
     with pytest.raises(config.ConfigError, match=refused):
+        train.make_envs(cfg)
+    cfg = config.load("cartpole-balance", "ppo", overrides=["env.physics.tolerance=-1e-5"])
+    with pytest.raises(config.ConfigError, match=r"physics.tolerance must be > 0, or 0 for the model file's"):
         train.make_envs(cfg)
 
 
