@@ -141,7 +141,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the deterministic policy of RUN_DIR's checkpoint for N episodes.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--checkpoint", default="best", metavar="best|latest|STEP", help=CHECKPOINT_HELP)
-    evaluate.add_argument("--episodes", type=int, default=16, help="episodes, run in parallel (default 16)")
+    evaluate.add_argument("--episodes", type=int,
+                          help="episodes, run in parallel (default: as many as the run evaluated with, "
+                               "train.num_eval_envs)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes' initial states")
     evaluate.add_argument("--member", type=int, metavar="K",
                           help="of a population (train.num_seeds, sweep.*): member K alone (default: every "
@@ -343,7 +345,7 @@ def _eval(args: argparse.Namespace, console) -> int:
     from jaxrl import config
     from jaxrl.population import Population
 
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise config.ConfigError("--episodes must be >= 1")
     which = _checkpoint_choice(args.checkpoint)
     saved = args.run_dir / "config.yaml"
@@ -352,7 +354,7 @@ def _eval(args: argparse.Namespace, console) -> int:
         run, results = _evaluate_member(args, which, args.member)
         who = f", member {run.member} ({run.label})" if run.member is not None else ""
         console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}{who}, {_checkpoint_text(which, run)}, "
-                      f"{args.episodes} episodes:")
+                      f"{_episodes(args, run)} episodes:")
         for key, value in results.items():
             console.print(f"  {key:<28} {value:10.3f}")
         return 0
@@ -360,7 +362,7 @@ def _eval(args: argparse.Namespace, console) -> int:
     record = population.record_of([results for _, results in members])
     run = members[0][0]
     console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}, {population.size} members, {which} checkpoint "
-                  f"of each, {args.episodes} episodes each:")
+                  f"of each, {_episodes(args, run)} episodes each:")
     for key in members[0][1]:
         console.print(f"  {key}")
         for label, mean, interval in population.point_means(record, key):
@@ -375,13 +377,26 @@ def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: i
     """(the restored run, its evaluation results) of RUN_DIR, or of its member `member_index`."""
     import jax
 
-    from jaxrl.evaluation import add_success_interval, make_evaluator
+    from jaxrl import parallel
+    from jaxrl.compile_times import Compiler
+    from jaxrl.evaluation import add_success_interval
     from jaxrl.runs import restore_run
+    from jaxrl.train import compile_evaluator, program_cache
 
     run = restore_run(args.run_dir, which, member_index=member_index)
-    evaluate = make_evaluator(run.eval_env, run.algo, args.episodes, run.cfg.env.episode_length)
-    results = evaluate(run.params, jax.random.PRNGKey(args.seed))
-    return run, add_success_interval({k: float(v) for k, v in results.items()}, args.episodes)
+    # Placed as a one-device run places them, and compiled as its training compiled them.
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    inputs = parallel.replicate((run.params, jax.random.PRNGKey(args.seed)), mesh)
+    evaluate = compile_evaluator(Compiler(program_cache(run.cfg)), run.eval_env, run.algo,
+                                 _episodes(args, run), run.cfg.env.episode_length,
+                                 *parallel.stand_ins(inputs, parallel.replicated(inputs, mesh)))
+    results = evaluate(*inputs)
+    return run, add_success_interval({k: float(v) for k, v in results.items()}, _episodes(args, run))
+
+
+def _episodes(args: argparse.Namespace, run) -> int:
+    """`jaxrl eval`'s episodes: --episodes, else as many as the run evaluated with."""
+    return run.cfg.train.num_eval_envs if args.episodes is None else args.episodes
 
 
 def _checkpoint_choice(text: str) -> str | int:

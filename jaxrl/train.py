@@ -171,6 +171,16 @@ def program_cache(cfg: config.RunConfig) -> ProgramCache | None:
     return ProgramCache(runtime.CACHE_DIR / "programs", settings)
 
 
+def compile_evaluator(compiler: Compiler, eval_env, algo, num_envs: int, episode_length: int, params, key,
+                      members: bool = False):
+    """make_evaluator's program, compiled by `compiler` as "evaluate" for `params` and `key` (stand-ins
+    placed as a run places them: on its mesh, whole on each device); `members`: over a population's
+    leading axis. Training and `jaxrl eval` compile it alike, so an evaluation of a checkpoint with as many
+    episodes as the run evaluated finds the run's program in the compilation caches."""
+    evaluate = make_evaluator(eval_env, algo, num_envs, episode_length)
+    return compiler.compile("evaluate", over_members(evaluate) if members else evaluate, params, key)
+
+
 def learner_env(algo, train_env, eval_env):
     """The env a learner's init and train_step get: the batched training env, or for an offline learner
     the evaluation env (its observation and action spaces; it is never stepped there)."""
@@ -305,9 +315,9 @@ class _Loop:
         with explained(self.population or Population.of(cfg)):
             self.run_call = compiler.compile("train call", run_call, *state_and_demos, donate_argnums=(0,))
         if algos.has_policy(algo):
-            evaluate = make_evaluator(self.eval_env, algo, tc.num_eval_envs, cfg.env.episode_length)
-            evaluate = over_members(evaluate) if members else evaluate
-            self.evaluate = compiler.compile("evaluate", evaluate, params, replicated(self.key_eval))
+            episodes, length = tc.num_eval_envs, cfg.env.episode_length
+            self.evaluate = compile_evaluator(compiler, self.eval_env, algo, episodes, length, params,
+                                              replicated(self.key_eval), members)
         if algos.is_offline(algo):
             self.validate = compiler.compile("validate", validator(algo, cfg.algo, members), *state_and_demos)
         # Videos are made by process 0 alone, on its first device: the rollout is lowered from unplaced

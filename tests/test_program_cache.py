@@ -8,7 +8,7 @@ import toy_envs
 from conftest import reproducible, with_train
 from tiny_runs import TINY_CARTPOLE_PPO
 
-from jaxrl import config, program_cache, runtime
+from jaxrl import cli, config, program_cache, runtime
 from jaxrl.logger import read_metrics
 from jaxrl.train import program_cache as run_program_cache
 from jaxrl.train import train
@@ -49,6 +49,19 @@ def test_a_second_start_loads_every_program_and_trains_to_the_same_numbers(tmp_p
         ("train call", True),
         ("evaluate", True),
     ]
+
+
+def test_jaxrl_eval_loads_the_evaluation_program_its_run_kept(tmp_path, cache_on, monkeypatch, capsys):
+    cfg = config.load(toy_envs.register(monkeypatch), "ppo", overrides=TINY_CARTPOLE_PPO, preset="cpu")
+    run = train(cfg, tmp_path / "run")
+    loads = []
+    load = program_cache.ProgramCache.load
+    monkeypatch.setattr(program_cache.ProgramCache, "load",
+                        lambda cache, key: loads.append(load(cache, key)) or loads[-1])
+    assert cli.main(["eval", str(run.run_dir)]) == 0  # as many episodes as the run evaluated with
+    assert len(loads) == 1 and loads[0] is not None
+    assert len(list(cache_on.glob("*.program"))) == 3  # nothing new kept
+    assert f"{cfg.train.num_eval_envs} episodes:" in capsys.readouterr().out
 
 
 def test_the_key_changes_with_the_settings_the_source_and_the_shapes(tiny_config, cache_on, monkeypatch):
