@@ -8,23 +8,25 @@
 # The figures come back under $OUT (at most 8 files, JSON and PNG): copy them into benchmarks/results/ and
 # commit them.
 #
-#   benchmarks/gpu.sh [--dry-run] [--out DIR]
+#   benchmarks/gpu.sh [--dry-run] [--list] [--out DIR]
 #
 # --dry-run: every step at a tiny size, on whatever jax finds (a CPU here), to check the script between
 # lends: about 10 minutes on 2 cores, nearly all of it compiling. The exit code is the number of steps
-# that failed.
+# that failed. --list: print each step's command (module and arguments, shell-quoted) instead of running
+# it, installing nothing; the test suite parses them as each module does (tests/test_bench.py).
 #
 # Not here: brax's side of ppo_throughput and sac_throughput (brax's trainers need jax < 0.10; the GPU
 # machine has jax 0.11), MuJoCo Warp (warp-lang alone is 150 MB, over the 64 MiB a device run carries:
 # its step runs only where `import warp` works), and anything with several devices (the machine has one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-dry_run=0 out=${OUT:-benchmarks/results}
+dry_run=0 list=0 out=${OUT:-benchmarks/results}
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
+    --list) list=1 ;;
     --out) out=${2:?--out needs a folder} && shift ;;
-    *) echo "usage: benchmarks/gpu.sh [--dry-run] [--out DIR]" >&2 && exit 2 ;;
+    *) echo "usage: benchmarks/gpu.sh [--dry-run] [--list] [--out DIR]" >&2 && exit 2 ;;
   esac
   shift
 done
@@ -33,15 +35,18 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false  # steps share the GPU one after anot
 export TF_CPP_MIN_LOG_LEVEL=3               # XLA's cache-load chatter
 
 # The GPU image lacks these; a machine that has them (this one) keeps its own.
-if ! python3 -c "import mujoco.mjx, distrax, jax2onnx" >/dev/null 2>&1 && compgen -G ".whl/*.whl" >/dev/null; then
+if [ $list = 0 ] && ! python3 -c "import mujoco.mjx, distrax, jax2onnx" >/dev/null 2>&1 \
+    && compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 -c "import jax; print('jax', jax.__version__, jax.devices())" || exit 1
+if [ $list = 0 ]; then
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import jax; print('jax', jax.__version__, jax.devices())" || exit 1
+fi
 run_dir=$(mktemp -d)/go1  # the Go1 run, for sim-to-sim; not among the results
 trap 'rm -rf "$(dirname "$run_dir")"' EXIT
 
@@ -66,6 +71,7 @@ fi
 failed=0
 step() {  # step SECONDS MODULE ARGS...: one benchmark, stopped (SIGTERM, then SIGKILL) after SECONDS
   local seconds=$1 && shift
+  if [ $list = 1 ]; then printf '%q ' "$@" && echo && return; fi
   [ $dry_run = 1 ] && seconds=$((seconds * 4))  # a shared 2-core CPU compiles slower than the GPU machine's host
   echo "== $* (at most ${seconds} s)"
   local started=$SECONDS
@@ -96,5 +102,5 @@ step 40 benchmarks.sac_throughput --peer none --regimes filling "${sac_args[@]}"
   --out "$out/sac_throughput_gpu.json"
 step 60 benchmarks.dreamer_throughput "${dreamer_args[@]}" --out "$out/dreamer_throughput_gpu.json"
 step 90 benchmarks.demo_learning "${demo_args[@]}" --out "$out/demo_learning_gpu.json"
-ls -l "$out"
+[ $list = 1 ] || ls -l "$out"
 exit $failed

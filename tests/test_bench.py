@@ -1,6 +1,10 @@
 """`jaxrl bench` (benchmarks/suite.py): the steps it runs, the records it gathers, the plots it draws."""
 
+import importlib
+import importlib.util
 import json
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +28,32 @@ def test_every_registered_env_gets_a_throughput_step_and_every_learner_one_of_it
         module = __import__(f"benchmarks.{step.module}", fromlist=["parse_args"])
         for args in (step.args, step.quick_args or ()):
             module.parse_args([*args, "--out", "x.json"])
+
+
+GPU_STEPS = ["env_throughput", "env_throughput", "learning_curve", "sim_to_sim", "sac_throughput",
+             "dreamer_throughput", "demo_learning"]
+
+
+@pytest.mark.parametrize("size", [[], ["--dry-run"]], ids=["gpu", "dry-run"])
+def test_each_step_of_gpu_sh_gives_its_module_arguments_it_accepts(size, tmp_path):
+    """The script a GPU lend runs first cannot wait for the lend to find a stale argument: its steps, as
+    `--list` prints them, parse as each module parses them, and the learning curve's settings load."""
+    from jaxrl import config
+
+    script = ROOT / "benchmarks" / "gpu.sh"
+    listed = subprocess.run(["bash", str(script), "--list", *size, "--out", str(tmp_path)],
+                            capture_output=True, text=True, check=True).stdout
+    steps = [shlex.split(line) for line in listed.splitlines()]
+    warp = ["env_throughput"] if importlib.util.find_spec("warp") else []  # its step runs where it imports
+    modules = [module.removeprefix("benchmarks.") for module, *_ in steps]
+    assert modules == GPU_STEPS[:2] + warp + GPU_STEPS[2:]
+    assert not list(tmp_path.iterdir())  # nothing ran
+    for module, *args in steps:
+        parsed = importlib.import_module(module).parse_args(args)
+        assert parsed.out.parent == tmp_path
+        if module == "benchmarks.learning_curve":
+            config.load(parsed.env, parsed.algo, overrides=parsed.overrides,
+                        preset="cpu" if parsed.preset == "auto" else parsed.preset)
 
 
 def test_a_failing_step_is_recorded_with_its_error_and_the_others_go_on(tmp_path):
