@@ -61,7 +61,9 @@ def test_jaxrl_eval_loads_the_evaluation_program_its_run_kept(tmp_path, cache_on
     assert cli.main(["eval", str(run.run_dir)]) == 0  # as many episodes as the run evaluated with
     assert len(loads) == 1 and loads[0] is not None
     assert len(list(cache_on.glob("*.program"))) == 3  # nothing new kept
-    assert f"{cfg.train.num_eval_envs} episodes:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"{cfg.train.num_eval_envs} episodes:" in printed and "compiled evaluate " in printed
+    assert "(program cache " in printed, printed  # not traced
 
 
 def test_the_key_changes_with_the_settings_the_source_and_the_shapes(tiny_config, cache_on, monkeypatch):
