@@ -350,15 +350,16 @@ def _eval(args: argparse.Namespace, console) -> int:
     which = _checkpoint_choice(args.checkpoint)
     saved = args.run_dir / "config.yaml"
     population = Population.of(config.load_saved(saved)) if saved.exists() else None
+    programs = {}  # the evaluation program, compiled once: a population's members share its shapes and env
     if population is None or population.is_single or args.member is not None:
-        run, results = _evaluate_member(args, which, args.member, console)
+        run, results = _evaluate_member(args, which, args.member, console, programs)
         who = f", member {run.member} ({run.label})" if run.member is not None else ""
         console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}{who}, {_checkpoint_text(which, run)}, "
                       f"{_episodes(args, run)} episodes:")
         for key, value in results.items():
             console.print(f"  {key:<28} {value:10.3f}")
         return 0
-    members = [_evaluate_member(args, which, m, console) for m in range(population.size)]
+    members = [_evaluate_member(args, which, m, console, programs) for m in range(population.size)]
     record = population.record_of([results for _, results in members])
     run = members[0][0]
     console.print(f"{run.cfg.env_name} / {run.cfg.algo_name}, {population.size} members, {which} checkpoint "
@@ -373,9 +374,11 @@ def _eval(args: argparse.Namespace, console) -> int:
     return 0
 
 
-def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: int | None, console):
-    """(the restored run, its evaluation results) of RUN_DIR, or of its member `member_index`; says
-    where compiling its program went."""
+def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: int | None, console,
+                     programs: dict):
+    """(the restored run, its evaluation results) of RUN_DIR, or of its member `member_index`. The
+    evaluation program is compiled into `programs` by the first member evaluated (saying where compiling
+    it went) and run from there for the others."""
     import jax
 
     from jaxrl import parallel
@@ -388,12 +391,13 @@ def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: i
     # Placed as a one-device run places them, and compiled as its training compiled them.
     mesh = parallel.make_mesh(jax.devices()[:1])
     inputs = parallel.replicate((run.params, jax.random.PRNGKey(args.seed)), mesh)
-    compiler = Compiler(program_cache(run.cfg))
-    evaluate = compile_evaluator(compiler, run.eval_env, run.algo, _episodes(args, run),
-                                 run.cfg.env.episode_length,
-                                 *parallel.stand_ins(inputs, parallel.replicated(inputs, mesh)))
-    console.print(f"compiled {compiler.times[-1].describe()}")
-    results = evaluate(*inputs)
+    if "evaluate" not in programs:
+        compiler = Compiler(program_cache(run.cfg))
+        placed = parallel.stand_ins(inputs, parallel.replicated(inputs, mesh))
+        programs["evaluate"] = compile_evaluator(compiler, run.eval_env, run.algo, _episodes(args, run),
+                                                 run.cfg.env.episode_length, *placed)
+        console.print(f"compiled {compiler.times[-1].describe()}")
+    results = programs["evaluate"](*inputs)
     return run, add_success_interval({k: float(v) for k, v in results.items()}, _episodes(args, run))
 
 
