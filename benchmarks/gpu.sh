@@ -11,16 +11,18 @@
 #   benchmarks/gpu.sh [--dry-run] [--list] [--out DIR]
 #
 # --dry-run: every step at a tiny size, on whatever jax finds (a CPU here), to check the script between
-# lends: about 10 minutes on 2 cores, nearly all of it compiling. The exit code is the number of steps
-# that failed. --list: print each step's command (module and arguments, shell-quoted) instead of running
-# it, installing nothing; the test suite parses them as each module does (tests/test_bench.py).
+# lends. Nearly all of it is compiling, so it compiles with jaxrl's quick-compile XLA flags, and its
+# figures go to a fresh temporary folder unless --out or $OUT names one: tiny CPU figures must not land
+# in benchmarks/results/ under the GPU's file names. The exit code is the number of steps that failed.
+# --list: print each step's command (module and arguments, shell-quoted) instead of running it,
+# installing nothing; the test suite parses them as each module does (tests/test_bench.py).
 #
 # Not here: brax's side of ppo_throughput and sac_throughput (brax's trainers need jax < 0.10; the GPU
 # machine has jax 0.11), MuJoCo Warp (warp-lang alone is 150 MB, over the 64 MiB a device run carries:
 # its step runs only where `import warp` works), and anything with several devices (the machine has one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-dry_run=0 list=0 out=${OUT:-benchmarks/results}
+dry_run=0 list=0 out=${OUT:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
@@ -30,7 +32,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-mkdir -p "$out"
+if [ -z "$out" ]; then
+  [ $dry_run = 1 ] && out=$(mktemp -d -u) || out=benchmarks/results  # -u: named; made below if it runs
+fi
+[ $list = 1 ] || mkdir -p "$out"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # steps share the GPU one after another; none keeps it all
 export TF_CPP_MIN_LOG_LEVEL=3               # XLA's cache-load chatter
 
@@ -42,6 +47,13 @@ if [ $list = 0 ] && ! python3 -c "import mujoco.mjx, distrax, jax2onnx" >/dev/nu
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+# A dry run compiles far more than it runs: jaxrl.runtime's quick-compile flags. (Not the suite's LLVM -O0:
+# the grasp rollouts of demo_learning then run longer than -O0 saves in compiling.)
+if [ $list = 0 ] && [ $dry_run = 1 ]; then
+  XLA_FLAGS=$(python3 -c "import os; from jaxrl import runtime
+print(runtime.with_xla_flags(os.environ.get('XLA_FLAGS', ''), runtime.QUICK_COMPILE_FLAGS))") || exit 1
+  export XLA_FLAGS
 fi
 if [ $list = 0 ]; then
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
@@ -102,5 +114,5 @@ step 40 benchmarks.sac_throughput --peer none --regimes filling "${sac_args[@]}"
   --out "$out/sac_throughput_gpu.json"
 step 60 benchmarks.dreamer_throughput "${dreamer_args[@]}" --out "$out/dreamer_throughput_gpu.json"
 step 90 benchmarks.demo_learning "${demo_args[@]}" --out "$out/demo_learning_gpu.json"
-[ $list = 1 ] || ls -l "$out"
+[ $list = 1 ] || { echo "results in $out" && ls -l "$out"; }
 exit $failed

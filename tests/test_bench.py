@@ -3,6 +3,7 @@
 import importlib
 import importlib.util
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -54,6 +55,16 @@ def test_each_step_of_gpu_sh_gives_its_module_arguments_it_accepts(size, tmp_pat
         if module == "benchmarks.learning_curve":
             config.load(parsed.env, parsed.algo, overrides=parsed.overrides,
                         preset="cpu" if parsed.preset == "auto" else parsed.preset)
+
+
+def test_a_dry_run_without_out_writes_its_figures_outside_the_results_folder():
+    """Tiny CPU figures under the GPU's file names would pass for a lend's results."""
+    script = ROOT / "benchmarks" / "gpu.sh"
+    listed = subprocess.run(["bash", str(script), "--list", "--dry-run"], capture_output=True, text=True,
+                            check=True, env={k: v for k, v in os.environ.items() if k != "OUT"}).stdout
+    outs = [Path(words[words.index("--out") + 1]) for words in map(shlex.split, listed.splitlines())]
+    assert len(outs) >= len(GPU_STEPS) and len({out.parent for out in outs}) == 1
+    assert not outs[0].parent.resolve().is_relative_to(RESULTS.resolve())
 
 
 def test_a_failing_step_is_recorded_with_its_error_and_the_others_go_on(tmp_path):
