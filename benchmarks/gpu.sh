@@ -32,9 +32,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if [ -z "$out" ]; then
-  [ $dry_run = 1 ] && out=$(mktemp -d -u) || out=benchmarks/results  # -u: named; made below if it runs
+if [ -z "$out" ] && [ $dry_run = 1 ]; then
+  out=$(mktemp -d -u) || exit 1  # named here, made below if it runs (--list makes nothing)
 fi
+out=${out:-benchmarks/results}
 [ $list = 1 ] || mkdir -p "$out"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # steps share the GPU one after another; none keeps it all
 export TF_CPP_MIN_LOG_LEVEL=3               # XLA's cache-load chatter
