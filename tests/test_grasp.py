@@ -45,6 +45,16 @@ def lift_env():
     return envs_mjx.make("grasp-lift-cube")
 
 
+RESTING = 32  # envs of `lift_batch`'s tests
+
+
+@pytest.fixture(scope="module")
+def lift_batch(lift_env):
+    """(jitted reset of a batch of keys, jitted step of a batch): one compile of the grasp physics for the
+    tests that step a few envs by hand."""
+    return jax.jit(jax.vmap(lift_env.reset)), jax.jit(jax.vmap(lift_env.step))
+
+
 def side_by_side(first, second, count: int):
     """A policy of a batch of observations: `first` drives its first `count` envs, `second` the rest."""
     def policy(obs):
@@ -73,10 +83,11 @@ def expert_lift(lift_episodes):
     return of_envs(lift_episodes, slice(0, EXPERT_EPISODES))
 
 
-def test_model_and_observation_layout(lift_env):
+def test_model_and_observation_layout(lift_env, lift_batch):
     model = lift_env.mj_model
     assert model.nu == 5 and lift_env.action_size == 4 and lift_env.dt == pytest.approx(0.02)
-    state = jax.jit(lift_env.reset)(jax.random.PRNGKey(0))
+    reset, _ = lift_batch
+    state = jax.tree.map(lambda x: x[0], reset(jax.random.split(jax.random.PRNGKey(0), RESTING)))
     assert lift_env.obs_parts == tuple(name for name, _ in OBS_PARTS)
     for name, shape in OBS_PARTS:
         assert state.obs[name].shape == shape, name
@@ -87,31 +98,32 @@ def test_model_and_observation_layout(lift_env):
     assert place.observation_size["state"] == (48,)
 
 
-def test_cube_randomization_is_applied_to_the_physics(lift_env):
+def test_cube_randomization_is_applied_to_the_physics(lift_batch):
     """Each episode's cube rests on the table at its own half-size: the collision box follows the draw."""
-    states = jax.jit(jax.vmap(lift_env.reset))(jax.random.split(jax.random.PRNGKey(3), 32))
+    reset, step = lift_batch
+    states = reset(jax.random.split(jax.random.PRNGKey(3), RESTING))
     half = np.asarray(states.info["cube"].half_size)
     mass = np.asarray(states.info["cube"].mass)
     dr = RandomizationConfig()
     assert dr.cube_half_size[0] <= half.min() < half.max() <= dr.cube_half_size[1]
     assert dr.cube_mass[0] <= mass.min() < mass.max() <= dr.cube_mass[1]
-    hold_open = jnp.tile(jnp.array([0.0, 0.0, 0.0, 1.0]), (32, 1))
-    step = jax.jit(jax.vmap(lift_env.step))
+    hold_open = jnp.tile(jnp.array([0.0, 0.0, 0.0, 1.0]), (RESTING, 1))
     for _ in range(25):
         states = step(states, hold_open)
     np.testing.assert_allclose(np.asarray(states.obs["cube_pos"][:, 2]), half, atol=1.5e-3)
 
 
-def test_tactile_pads_zero_without_contact(lift_env, expert_lift):
+def test_tactile_pads_zero_without_contact(lift_batch, expert_lift):
     tactile = np.concatenate([expert_lift["obs"]["tactile_left"], expert_lift["obs"]["tactile_right"]], -1)
     assert np.all(tactile[0] == 0.0)  # at reset the gripper is far above the cube
     assert np.all(tactile >= 0.0)
     # Fingers closed on nothing: the cube is 10+ cm away, the pads feel nothing.
-    state = jax.jit(lift_env.reset)(jax.random.PRNGKey(0))
-    step = jax.jit(lift_env.step)
+    reset, step = lift_batch
+    state = reset(jax.random.split(jax.random.PRNGKey(0), RESTING))
+    close = jnp.tile(jnp.array([0.0, 0.0, 0.0, -1.0]), (RESTING, 1))
     for _ in range(15):
-        state = step(state, jnp.array([0.0, 0.0, 0.0, -1.0]))
-    assert float(jnp.max(state.obs["finger_opening"])) < 0.005  # fully closed
+        state = step(state, close)
+    assert float(jnp.max(state.obs["finger_opening"])) < 0.005  # fully closed, in every env
     assert float(jnp.sum(state.obs["tactile_left"]) + jnp.sum(state.obs["tactile_right"])) == 0.0
 
 
