@@ -4,7 +4,8 @@ For each number of demos and seed it collects that many successful scripted-
 expert demos (collection seed = seed, so the seeds differ in data as well as
 in training), trains each method with its recipe (`jaxrl train grasp-lift-cube
 METHOD data=...`, the CPU preset without an accelerator), then evaluates the
-best checkpoint on `--episodes` fresh randomized episodes. The expert is
+best checkpoint on `--episodes` fresh randomized episodes (rounded up to whole
+rounds of the run's own evaluation batch, train.num_eval_envs). The expert is
 evaluated on the same number of episodes. Records per run:
 
   success_rate, success_rate_95ci   of the best checkpoint over --episodes episodes (Wilson interval)
@@ -41,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         choices=["expert", *METHODS])
     parser.add_argument("--demos", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--episodes", type=int, default=1000, help="evaluation episodes per result")
+    parser.add_argument("--episodes", type=int, default=1000,
+                        help="evaluation episodes per result (a learner's: rounded up to whole rounds of "
+                             "its train.num_eval_envs)")
     parser.add_argument("--steps", type=int, default=None, help="gradient steps (default: the recipe's)")
     parser.add_argument("--obs-noise", type=float, nargs="+", default=[0.1],
                         help="bc_aug's obs_noise levels, one run each")
@@ -66,16 +69,28 @@ def collect_demos(count: int, seed: int, folder: Path) -> Path:
     return path
 
 
-def evaluate(eval_env, algo, params, episodes: int, seed: int, episode_length: int) -> dict:
-    """Success rate of `algo.policy` at `params` over `episodes` episodes, with its interval."""
-    import jax
+def success(rate: float, episodes: int) -> dict:
+    """A success rate over `episodes` episodes, with its interval."""
+    from jaxrl.evaluation import wilson_interval
 
-    from jaxrl.evaluation import make_evaluator, wilson_interval
-
-    evaluator = make_evaluator(eval_env, algo, episodes, episode_length)
-    rate = float(evaluator(params, jax.random.PRNGKey(1000 + seed))["eval/success"])  # unseen episodes
     interval = wilson_interval(round(rate * episodes), episodes)
     return {"success_rate": rate, "success_rate_95ci": list(interval), "episodes": episodes}
+
+
+def evaluate_run(run, episodes: int, seed: int) -> dict:
+    """Success rate of `run`'s policy over at least `episodes` unseen episodes: whole rounds of the run's
+    own evaluation (as many episodes as it evaluated with while training), whose program training
+    compiled, so that the final evaluation compiles nothing new (a diffusion policy's sampler inside the
+    grasp rollout is the longest compile of this benchmark)."""
+    import jax
+
+    from jaxrl.runs import run_evaluator
+
+    batch = run.cfg.train.num_eval_envs
+    evaluate, _ = run_evaluator(run, batch)
+    keys = jax.random.split(jax.random.PRNGKey(1000 + seed), -(-episodes // batch))
+    rate = sum(float(evaluate(run.params, key)["eval/success"]) for key in keys) / len(keys)
+    return success(rate, len(keys) * batch)
 
 
 def measure_expert(episodes: int, seed: int) -> dict:
@@ -83,6 +98,7 @@ def measure_expert(episodes: int, seed: int) -> dict:
 
     import envs_mjx
     from jaxrl import config
+    from jaxrl.evaluation import make_evaluator
     from jaxrl.train import make_envs
 
     cfg = config.load(ENV, "ppo")  # only its env settings: the env's defaults
@@ -94,8 +110,9 @@ def measure_expert(episodes: int, seed: int) -> dict:
 
     as_algo = type("ScriptedExpert", (), {"policy": staticmethod(policy)})
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
-    return {"method": "expert", "seed": seed,
-            **evaluate(eval_env, as_algo, keys, episodes, seed, cfg.env.episode_length)}
+    evaluator = make_evaluator(eval_env, as_algo, episodes, cfg.env.episode_length)
+    rate = float(evaluator(keys, jax.random.PRNGKey(1000 + seed))["eval/success"])  # unseen episodes
+    return {"method": "expert", "seed": seed, **success(rate, episodes)}
 
 
 def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder: Path,
@@ -115,8 +132,7 @@ def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder
     run_dir = folder / "_".join([method, *extra, str(demos), str(seed)])
     result = train(cfg, run_dir, console=Console(quiet=True))
     run = restore_run(run_dir, "best")
-    row = evaluate(run.eval_env, run.algo, run.params, args.episodes, seed,
-                   cfg.env.episode_length)
+    row = evaluate_run(run, args.episodes, seed)
     return {"method": method, "demos": demos, "seed": seed, "overrides": list(extra), **row,
             "best_checkpoint_grad_steps": run.meta["grad_steps"], "grad_steps": result.steps,
             "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,

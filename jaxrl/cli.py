@@ -381,23 +381,14 @@ def _evaluate_member(args: argparse.Namespace, which: str | int, member_index: i
     it went) and run from there for the others."""
     import jax
 
-    from jaxrl import parallel
-    from jaxrl.compile_times import Compiler
     from jaxrl.evaluation import add_success_interval
-    from jaxrl.runs import restore_run
-    from jaxrl.train import compile_evaluator, program_cache
+    from jaxrl.runs import restore_run, run_evaluator
 
     run = restore_run(args.run_dir, which, member_index=member_index)
-    # Placed as a one-device run places them, and compiled as its training compiled them.
-    mesh = parallel.make_mesh(jax.devices()[:1])
-    inputs = parallel.replicate((run.params, jax.random.PRNGKey(args.seed)), mesh)
     if "evaluate" not in programs:
-        compiler = Compiler(program_cache(run.cfg))
-        placed = parallel.stand_ins(inputs, parallel.replicated(inputs, mesh))
-        programs["evaluate"] = compile_evaluator(compiler, run.eval_env, run.algo, _episodes(args, run),
-                                                 run.cfg.env.episode_length, *placed)
+        programs["evaluate"], compiler = run_evaluator(run, _episodes(args, run))
         console.print(f"compiled {compiler.times[-1].describe()}")
-    results = programs["evaluate"](*inputs)
+    results = programs["evaluate"](run.params, jax.random.PRNGKey(args.seed))
     return run, add_success_interval({k: float(v) for k, v in results.items()}, _episodes(args, run))
 
 

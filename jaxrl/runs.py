@@ -11,10 +11,11 @@ from typing import Any, NamedTuple
 
 import jax
 
-from jaxrl import algos, config
+from jaxrl import algos, config, parallel
 from jaxrl.checkpoint import Checkpointer, CheckpointError
+from jaxrl.compile_times import Compiler
 from jaxrl.population import Population, member
-from jaxrl.train import initializer, learner_env, make_envs
+from jaxrl.train import compile_evaluator, initializer, learner_env, make_envs, program_cache
 
 
 class Run(NamedTuple):
@@ -121,3 +122,20 @@ def best_member(checkpointer: Checkpointer, population: Population) -> int:
     if not ranked:
         raise CheckpointError(f"no member's best checkpoint under {checkpointer.directory}")
     return max(ranked, key=lambda scored: (scored[0], -scored[1]))[1]
+
+
+def run_evaluator(run: Run, episodes: int) -> tuple[Any, Compiler]:
+    """((policy params, key) -> evaluation results of `run`'s env over `episodes` episodes, the Compiler
+    that timed it), on one device. Placed and compiled as training compiles its evaluations, through the
+    run's program cache: with as many episodes as the run evaluated with, it is the run's own program,
+    which the compilation caches hold after training."""
+    mesh = parallel.make_mesh(jax.devices()[:1])
+
+    def placed(params, key):
+        return parallel.replicate((params, key), mesh)
+
+    example = placed(run.params, jax.random.PRNGKey(0))
+    compiler = Compiler(program_cache(run.cfg))
+    program = compile_evaluator(compiler, run.eval_env, run.algo, episodes, run.cfg.env.episode_length,
+                                *parallel.stand_ins(example, parallel.replicated(example, mesh)))
+    return (lambda params, key: program(*placed(params, key))), compiler

@@ -15,7 +15,7 @@ from jaxrl.algos import ppo
 from jaxrl.checkpoint import Checkpointer
 from jaxrl.evaluation import make_evaluator
 from jaxrl.logger import read_metrics
-from jaxrl.runs import restore_run
+from jaxrl.runs import restore_run, run_evaluator
 from jaxrl.train import TrainingDiverged, train
 
 
@@ -113,8 +113,9 @@ def test_nothing_compiles_after_the_first_call(tiny_config, tmp_path):
 
 def test_a_resumed_run_compiles_none_of_the_programs_it_ran_before(tiny_config, tmp_path):
     """Resumed from its checkpoint, a run (training call, evaluation, videos) lowers the programs it
-    lowered before and finds them in the persistent cache. Compilations under a second are not counted:
-    the cache keeps only those over half a second (runtime.configure_jax)."""
+    lowered before and finds them in the persistent cache; so does an evaluation of its restored
+    checkpoint with as many episodes (`jaxrl eval`, benchmarks.demo_learning). Compilations under a second
+    are not counted: the cache keeps only those over half a second (runtime.configure_jax)."""
     cfg = with_train(tiny_config, video_every=512, video_steps=4)
     assert train(with_train(cfg, num_timesteps=512), tmp_path).status == "finished"
     compiled = []
@@ -125,8 +126,11 @@ def test_a_resumed_run_compiles_none_of_the_programs_it_ran_before(tiny_config, 
 
     with duration_events_to(listener):
         resumed = train(cfg, tmp_path, resume=True)
+        run = restore_run(tmp_path, "best")
+        evaluate, compiler = run_evaluator(run, cfg.train.num_eval_envs)
+        assert set(evaluate(run.params, jax.random.PRNGKey(0))) >= {"eval/episode_return"}
     assert resumed.status == "finished"
-    assert compiled == []
+    assert compiled == [] and compiler.times[-1].compile_seconds < 1.0
     # What `jaxrl train` prints: each program's trace, lowering and compile, summing to the total.
     assert [program.name for program in resumed.programs] == ["train call", "evaluate", "videos"]
     assert all(program.compile_seconds < 1.0 for program in resumed.programs)
