@@ -35,6 +35,13 @@ ENV = "grasp-lift-cube"
 METHODS = {"bc": "bc", "bc_aug": "bc", "diffusion": "diffusion"}  # method -> learner
 
 
+def unseen_episodes_key(seed: int):
+    """The key of a result's evaluation episodes: apart from the keys its demos were collected with."""
+    import jax
+
+    return jax.random.PRNGKey(1000 + seed)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -88,7 +95,7 @@ def evaluate_run(run, episodes: int, seed: int) -> dict:
 
     batch = run.cfg.train.num_eval_envs
     evaluate, _ = run_evaluator(run, batch)
-    keys = jax.random.split(jax.random.PRNGKey(1000 + seed), -(-episodes // batch))
+    keys = jax.random.split(unseen_episodes_key(seed), -(-episodes // batch))
     rate = sum(float(evaluate(run.params, key)["eval/success"]) for key in keys) / len(keys)
     return success(rate, len(keys) * batch)
 
@@ -111,7 +118,7 @@ def measure_expert(episodes: int, seed: int) -> dict:
     as_algo = type("ScriptedExpert", (), {"policy": staticmethod(policy)})
     keys = jax.random.split(jax.random.PRNGKey(seed), episodes)
     evaluator = make_evaluator(eval_env, as_algo, episodes, cfg.env.episode_length)
-    rate = float(evaluator(keys, jax.random.PRNGKey(1000 + seed))["eval/success"])  # unseen episodes
+    rate = float(evaluator(keys, unseen_episodes_key(seed))["eval/success"])
     return {"method": "expert", "seed": seed, **success(rate, episodes)}
 
 
