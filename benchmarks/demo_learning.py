@@ -17,6 +17,7 @@ observations; each level is its own row), diffusion.
     python -m benchmarks.demo_learning                                   # bc, bc_aug, expert; CPU
     python -m benchmarks.demo_learning --methods bc_aug --obs-noise 0.02 0.05   # a sweep
     python -m benchmarks.demo_learning --methods diffusion --steps 50000   # on a GPU
+    python -m benchmarks.demo_learning --methods bc train.num_eval_envs=20   # config overrides
 
 Each finished run is written at once to benchmarks/results/demo_learning_<cpu|gpu>.json
 (a rerun replaces the rows it measures again), so an interrupted benchmark keeps what it measured.
@@ -57,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="bc_aug's obs_noise levels, one run each")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default: results/demo_learning_<cpu|gpu>.json)")
+    parser.add_argument("overrides", nargs="*", help="config overrides of every learner's run, key=value")
     return parser.parse_args(argv)
 
 
@@ -131,7 +133,7 @@ def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder
     from jaxrl.train import train
 
     algo_name = METHODS[method]
-    overrides = [f"data={data}", f"train.seed={seed}", "train.tensorboard=false", *extra]
+    overrides = [f"data={data}", f"train.seed={seed}", "train.tensorboard=false", *args.overrides, *extra]
     if args.steps is not None:
         overrides.append(f"train.num_timesteps={args.steps}")
     preset = "full" if runtime.has_accelerator() else "cpu"
@@ -140,7 +142,7 @@ def measure_learner(method: str, data: Path, demos: int, seed: int, args, folder
     result = train(cfg, run_dir, console=Console(quiet=True))
     run = restore_run(run_dir, "best")
     row = evaluate_run(run, args.episodes, seed)
-    return {"method": method, "demos": demos, "seed": seed, "overrides": list(extra), **row,
+    return {"method": method, "demos": demos, "seed": seed, "overrides": [*args.overrides, *extra], **row,
             "best_checkpoint_grad_steps": run.meta["grad_steps"], "grad_steps": result.steps,
             "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
             "grad_steps_per_second": result.steps / max(result.run_seconds, 1e-9),

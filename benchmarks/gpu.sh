@@ -11,7 +11,7 @@
 #   benchmarks/gpu.sh [--dry-run] [--list] [--out DIR]
 #
 # --dry-run: every step at a tiny size, on whatever jax finds (a CPU here), to check the script between
-# lends. Nearly all of it is compiling, so it compiles with jaxrl's quick-compile XLA flags, and its
+# lends. Nearly all of it is compiling, so it compiles with the test suite's XLA flags, and its
 # figures go to a fresh temporary folder unless --out or $OUT names one: tiny CPU figures must not land
 # in benchmarks/results/ under the GPU's file names. The exit code is the number of steps that failed.
 # --list: print each step's command (module and arguments, shell-quoted) instead of running it,
@@ -49,11 +49,12 @@ if [ $list = 0 ] && ! python3 -c "import mujoco.mjx, distrax, jax2onnx" >/dev/nu
 else
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
-# A dry run compiles far more than it runs: jaxrl.runtime's quick-compile flags. (Not the suite's LLVM -O0:
-# the grasp rollouts of demo_learning then run longer than -O0 saves in compiling.)
+# A dry run compiles far more than it runs: jaxrl.runtime's quick-compile flags at LLVM -O0, as the test
+# suite compiles (its evaluations are batches of a few episodes, which run short even unoptimized).
 if [ $list = 0 ] && [ $dry_run = 1 ]; then
   XLA_FLAGS=$(python3 -c "import os; from jaxrl import runtime
-print(runtime.with_xla_flags(os.environ.get('XLA_FLAGS', ''), runtime.QUICK_COMPILE_FLAGS))") || exit 1
+print(runtime.with_xla_flags(os.environ.get('XLA_FLAGS', ''),
+                             dict(runtime.QUICK_COMPILE_FLAGS, xla_backend_optimization_level='0')))") || exit 1
   export XLA_FLAGS
 fi
 if [ $list = 0 ]; then
@@ -71,7 +72,8 @@ if [ $dry_run = 1 ]; then
   sac_args=(--num-envs 8 --iterations 2 --repeats 1 --replay-capacity 512 --min-replay-size 256 --batch-size 32
     --hidden 16 16)
   dreamer_args=(--settings tiny --iterations 1 --repeats 1)
-  demo_args=(--methods diffusion --demos 4 --seeds 0 --episodes 4 --steps 4)
+  demo_args=(--methods diffusion --demos 4 --seeds 0 --episodes 4 --steps 4 train.iterations_per_call=4
+    train.eval_every=4 train.num_eval_envs=4 env.episode_length=20)
 else
   env_args=(--batch-sizes 4096 8192 16384)
   curve_args=(--preset full --env-steps 20000000 --minutes 2.25)
@@ -94,26 +96,49 @@ step() {  # step SECONDS MODULE ARGS...: one benchmark, stopped (SIGTERM, then S
   echo "== $1 took $((SECONDS - started)) s"
 }
 
-# MJX throughput of the envs PPO trains on: the training variant (episode limit and auto-reset included).
-step 60 benchmarks.env_throughput --env go1-joystick --variants training "${env_args[@]}" \
-  --out "$out/env_throughput_go1_joystick_gpu.json"
-step 45 benchmarks.env_throughput --env grasp-lift-cube --variants training "${env_args[@]}" \
-  --out "$out/env_throughput_grasp_lift_cube_gpu.json"
-if python3 -c "import warp" 2>/dev/null; then
-  step 60 benchmarks.env_throughput --env go1-joystick --impl warp --variants training "${env_args[@]}" \
-    --out "$out/env_throughput_go1_joystick_warp_gpu.json"
-fi
-# The Go1 recipe for 2.25 minutes: return and tracking error against env steps and wall-clock; then its
-# policy exported to ONNX and played in plain MuJoCo on the host's CPU beside the same episodes in MJX.
-step 180 benchmarks.learning_curve --env go1-joystick --run-dir "$run_dir" "${curve_args[@]}" \
-  --out "$out/go1_joystick_learning_curve_gpu.json"
-step 40 benchmarks.sim_to_sim "$run_dir" "${sim_args[@]}" --out "$out/sim_to_sim_gpu.json"
-# Gradient steps per second of the other learners: SAC (ours alone), Dreamer at DreamerV3's size, and
-# diffusion on grasp demos from the scripted expert (2,000 steps: not its recipe's success; its U-Net
-# compiles longest).
-step 40 benchmarks.sac_throughput --peer none --regimes filling "${sac_args[@]}" \
-  --out "$out/sac_throughput_gpu.json"
-step 60 benchmarks.dreamer_throughput "${dreamer_args[@]}" --out "$out/dreamer_throughput_gpu.json"
-step 90 benchmarks.demo_learning "${demo_args[@]}" --out "$out/demo_learning_gpu.json"
+# Two lanes of steps. A lend runs them one after the other, as they time one GPU; a dry run runs them side by
+# side, a core each, and prints each lane's output when it ends.
+lanes=()
+lane() {  # lane FUNCTION: its steps
+  if [ $dry_run = 0 ] || [ $list = 1 ]; then "$1"; return; fi
+  local log && log=$(mktemp) || exit 1
+  ( failed=0; "$1"; exit $failed ) > "$log" 2>&1 &
+  lanes+=("$!:$log")
+}
+
+go1_steps() {
+  # MJX throughput of the env PPO trains on: the training variant (episode limit and auto-reset included).
+  step 60 benchmarks.env_throughput --env go1-joystick --variants training "${env_args[@]}" \
+    --out "$out/env_throughput_go1_joystick_gpu.json"
+  if python3 -c "import warp" 2>/dev/null; then
+    step 60 benchmarks.env_throughput --env go1-joystick --impl warp --variants training "${env_args[@]}" \
+      --out "$out/env_throughput_go1_joystick_warp_gpu.json"
+  fi
+  # The Go1 recipe for 2.25 minutes: return and tracking error against env steps and wall-clock; then its
+  # policy exported to ONNX and played in plain MuJoCo on the host's CPU beside the same episodes in MJX.
+  step 180 benchmarks.learning_curve --env go1-joystick --run-dir "$run_dir" "${curve_args[@]}" \
+    --out "$out/go1_joystick_learning_curve_gpu.json"
+  step 40 benchmarks.sim_to_sim "$run_dir" "${sim_args[@]}" --out "$out/sim_to_sim_gpu.json"
+}
+
+other_steps() {
+  step 45 benchmarks.env_throughput --env grasp-lift-cube --variants training "${env_args[@]}" \
+    --out "$out/env_throughput_grasp_lift_cube_gpu.json"
+  # Gradient steps per second of the other learners: SAC (ours alone), Dreamer at DreamerV3's size, and
+  # diffusion on grasp demos from the scripted expert (2,000 steps: not its recipe's success; its U-Net
+  # compiles longest).
+  step 40 benchmarks.sac_throughput --peer none --regimes filling "${sac_args[@]}" \
+    --out "$out/sac_throughput_gpu.json"
+  step 60 benchmarks.dreamer_throughput "${dreamer_args[@]}" --out "$out/dreamer_throughput_gpu.json"
+  step 90 benchmarks.demo_learning "${demo_args[@]}" --out "$out/demo_learning_gpu.json"
+}
+
+lane go1_steps
+lane other_steps
+for entry in ${lanes[@]+"${lanes[@]}"}; do  # (bash < 4.4 calls an empty array unset)
+  wait "${entry%%:*}"
+  failed=$((failed + $?))
+  cat "${entry#*:}" && rm -f "${entry#*:}"
+done
 [ $list = 1 ] || { echo "results in $out" && ls -l "$out"; }
 exit $failed
