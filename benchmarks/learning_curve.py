@@ -12,6 +12,10 @@ classic envs have none (the return is their measure).
     python -m benchmarks.learning_curve --env grasp-lift-cube
     python -m benchmarks.learning_curve --env cartpole-balance --algo dreamer
     python -m benchmarks.learning_curve --minutes 2.25 --run-dir /tmp/go1   # then sim_to_sim /tmp/go1
+    python -m benchmarks.learning_curve --env pendulum-swingup train.num_seeds=4   # seeds in one program
+
+With train.num_seeds > 1 each point's figures are the seeds' means, and an evaluation also holds each
+seed's figures and the 95% t-interval of the mean return.
 
 Writes benchmarks/results/<env>_learning_curve_<cpu|gpu>.json and .png (PPO's), or
 <env>_<algo>_learning_curve_<cpu|gpu>.* for another learner.
@@ -69,6 +73,17 @@ TASK_MEASURES = {
 NO_MEASURE = ("none", "", lambda record, prefix: None)  # the classic envs: the return says it all
 
 
+def per_seed(record: dict) -> dict[int, dict]:
+    """A population's record (train.num_seeds > 1) split by member: seed -> that member's record, its keys
+    without their '/seed_N'; {} for a single run."""
+    members: dict[int, dict] = {}
+    for key, value in record.items():
+        head, _, seed = key.rpartition("/seed_")
+        if head and seed.isdigit():
+            members.setdefault(int(seed), {})[head] = value
+    return dict(sorted(members.items()))
+
+
 def task_measure(env_name: str):
     return TASK_MEASURES.get(env_name.split("-")[0], NO_MEASURE)
 
@@ -104,8 +119,11 @@ def plot(curve: list[dict], measure: tuple, title: str, png_path: Path) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    import numpy as np
+
     from benchmarks.machine import describe_machine
     from jaxrl import config, runtime
+    from jaxrl.population import mean_interval
     from jaxrl.train import train
 
     runtime.configure_jax()
@@ -123,15 +141,22 @@ def main(argv=None) -> None:
     curve: list[dict] = []
     started = time.monotonic()
 
-    def on_record(record):
-        point = {
-            "env_steps": record["env_steps"], "seconds": time.monotonic() - started,
-            "train_return": record.get("train/episode_return"),
-            "eval_return": record.get("eval/episode_return"),
-            "eval_episode_length": record.get("eval/episode_length"), "sps": record.get("time/sps"),
-        }
+    def measures(record):
+        point = {"train_return": record.get("train/episode_return"),
+                 "eval_return": record.get("eval/episode_return"),
+                 "eval_episode_length": record.get("eval/episode_length")}
         if measure is not NO_MEASURE:
             point |= {f"{prefix}_{measure_key}": read_measure(record, prefix) for prefix in ("train", "eval")}
+        return point
+
+    def on_record(record):
+        point = {"env_steps": record["env_steps"], "seconds": time.monotonic() - started,
+                 **measures(record), "sps": record.get("time/sps")}
+        members = per_seed(record)
+        if members and point["eval_return"] is not None:  # a population's mean, its seeds and interval
+            point["seeds"] = {seed: measures(member) for seed, member in members.items()}
+            point["eval_return_ci95"] = list(mean_interval(
+                np.array([member["eval_return"] for member in point["seeds"].values()])))
         curve.append(point)
         if args.minutes is not None and point["seconds"] > 60 * args.minutes:
             raise KeyboardInterrupt  # train's hook for a stop: this record is saved, the run checkpointed

@@ -98,8 +98,11 @@ def learning_curve(measure: str | None = None, unit: str = "") -> Callable[[dict
                 f"eval {measure.replace('eval_', '').replace('_', ' ')} {first[measure]:.2f} -> "
                 f"{last[measure]:.2f}{unit}"
             )
+        interval = ""
+        if "eval_return_ci95" in last:  # a population: the seeds' mean
+            interval = f" [{last['eval_return_ci95'][0]:.1f}, {last['eval_return_ci95'][1]:.1f}]"
         parts.append(
-            f"eval return {first['eval_return']:.1f} -> {last['eval_return']:.1f} "
+            f"eval return {first['eval_return']:.1f} -> {last['eval_return']:.1f}{interval} "
             f"(best {r['best_eval_return']:.1f})"
         )
         if first.get("eval_episode_length") != last.get("eval_episode_length"):
@@ -479,6 +482,12 @@ ROWS = [
         "steps_to_threshold_pendulum_cpu.json",
         dreamer_threshold("dreamer_from_world_model_prefilled"),
         "dreamer_from_world_model_prefilled",
+    ),
+    Row(
+        "pendulum-swingup PPO learning curve, CPU preset (50 Hz), seeds 0-3 in one program: the seeds' mean "
+        "return with its 95% t-interval",
+        "pendulum_swingup_learning_curve_cpu.json",
+        learning_curve(),
     ),
     Row(
         "pendulum-swingup Dreamer learning curve, seed 0, CPU preset",

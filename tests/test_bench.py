@@ -124,3 +124,14 @@ def test_physics_options_benchmark_reads_settings_as_physics_options_and_names_t
     fields = "solver, iterations, ls_iterations, tolerance"
     with pytest.raises(SystemExit, match=f"no field 'tol'; its fields: {fields}"):
         physics_options("tol=1e-5")
+
+
+def test_a_learning_curve_splits_a_populations_record_by_seed_and_a_single_runs_not_at_all():
+    from benchmarks.learning_curve import per_seed
+
+    record = {"env_steps": 100, "eval/episode_return": 2.0, "eval/episode_return/seed_10": 3.0,
+              "eval/episode_return/seed_2": 1.0, "eval/episode_length/seed_2": 50.0,
+              "eval/episode_return/ci95_low": 0.5}
+    assert per_seed(record) == {2: {"eval/episode_return": 1.0, "eval/episode_length": 50.0},
+                                10: {"eval/episode_return": 3.0}}
+    assert per_seed({"env_steps": 100, "eval/episode_return": 2.0}) == {}
