@@ -401,6 +401,12 @@ ROWS = [
         learning_curve("eval_tracking_error", " m/s"),
     ),
     Row(
+        "go1-joystick-rough PPO, CPU preset, seed 0, beside the flat one (lin. velocity tracking error in "
+        "m/s; its programs from a warm XLA cache: 75 s compiled cold)",
+        "go1_joystick_rough_learning_curve_cpu.json",
+        learning_curve("eval_tracking_error", " m/s"),
+    ),
+    Row(
         "grasp-lift-cube PPO from scratch, CPU preset (256 envs)",
         "grasp_lift_cube_learning_curve_cpu.json",
         learning_curve("eval_success"),

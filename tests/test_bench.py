@@ -135,3 +135,11 @@ def test_a_learning_curve_splits_a_populations_record_by_seed_and_a_single_runs_
     assert per_seed(record) == {2: {"eval/episode_return": 1.0, "eval/episode_length": 50.0},
                                 10: {"eval/episode_return": 3.0}}
     assert per_seed({"env_steps": 100, "eval/episode_return": 2.0}) == {}
+
+
+def test_curves_beside_shows_the_task_measure_any_record_has_once():
+    from benchmarks.curves_beside import panels
+
+    keys = [key for key, _ in panels([{"env": "go1-joystick"}, {"env": "go1-joystick-rough"}])]
+    assert keys == ["eval_return", "eval_tracking_error", "eval_episode_length"]
+    assert [key for key, _ in panels([{"env": "pendulum-swingup"}])] == ["eval_return", "eval_episode_length"]
