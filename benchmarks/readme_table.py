@@ -496,6 +496,12 @@ ROWS = [
         learning_curve(),
     ),
     Row(
+        "pendulum-swingup SAC learning curve, CPU preset (25 Hz), seeds 0-3 in one program, 60k env steps: "
+        "the seeds' mean return with its 95% t-interval",
+        "pendulum_swingup_sac_learning_curve_cpu.json",
+        learning_curve(),
+    ),
+    Row(
         "pendulum-swingup Dreamer learning curve, seed 0, CPU preset",
         "pendulum_swingup_dreamer_learning_curve_cpu.json",
         learning_curve(),
