@@ -143,3 +143,22 @@ def test_curves_beside_shows_the_task_measure_any_record_has_once():
     keys = [key for key, _ in panels([{"env": "go1-joystick"}, {"env": "go1-joystick-rough"}])]
     assert keys == ["eval_return", "eval_tracking_error", "eval_episode_length"]
     assert [key for key, _ in panels([{"env": "pendulum-swingup"}])] == ["eval_return", "eval_episode_length"]
+
+
+def test_a_dry_runs_exit_code_counts_the_steps_that_failed_in_either_lane(tmp_path):
+    """Each benchmark module, run by a python3 that refuses `-m`, fails at once: the two lanes run, each
+    prints its steps, and the exit code counts them all."""
+    shim = tmp_path / "bin" / "python3"
+    shim.parent.mkdir()
+    refuse = '[ "$1" = -m ] && { echo "no $2 here" >&2; exit 3; }'
+    shim.write_text(f'#!/bin/sh\n{refuse}\nexec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    script = ROOT / "benchmarks" / "gpu.sh"
+    done = subprocess.run(["bash", str(script), "--dry-run", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PATH=f"{shim.parent}:{os.environ['PATH']}"))
+    steps = len(GO1_LANE + OTHER_LANE) + bool(importlib.util.find_spec("warp"))
+    assert done.returncode == steps, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("stopped with exit code 3") == steps
+    assert "no benchmarks.sim_to_sim here" in done.stdout
+    assert "no benchmarks.demo_learning here" in done.stdout
