@@ -49,12 +49,11 @@ if [ $list = 0 ] && ! python3 -c "import mujoco.mjx, distrax, jax2onnx" >/dev/nu
 else
   export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
-# A dry run compiles far more than it runs: jaxrl.runtime's quick-compile flags at LLVM -O0, as the test
-# suite compiles (its evaluations are batches of a few episodes, which run short even unoptimized).
+# A dry run compiles far more than it runs: jaxrl.runtime's COMPILE_ONLY_FLAGS, as the test suite compiles
+# (its evaluations are batches of a few episodes, which run short even unoptimized).
 if [ $list = 0 ] && [ $dry_run = 1 ]; then
   XLA_FLAGS=$(python3 -c "import os; from jaxrl import runtime
-print(runtime.with_xla_flags(os.environ.get('XLA_FLAGS', ''),
-                             dict(runtime.QUICK_COMPILE_FLAGS, xla_backend_optimization_level='0')))") || exit 1
+print(runtime.with_xla_flags(os.environ.get('XLA_FLAGS', ''), runtime.COMPILE_ONLY_FLAGS))") || exit 1
   export XLA_FLAGS
 fi
 if [ $list = 0 ]; then

@@ -25,6 +25,9 @@ def configure_jax() -> None:
 # slower (benchmarks/results/quick_compile_flags_cpu.json). XLA reads them when jax starts its backend.
 QUICK_COMPILE_FLAGS = {"xla_backend_optimization_level": "1", "xla_cpu_use_fusion_emitters": "false",
                        "xla_cpu_enable_concurrency_optimized_scheduler": "false"}
+# The same at LLVM -O0, for work that runs almost nothing it compiles: the test suite's processes and
+# benchmarks/gpu.sh's dry run (which the suite runs, so the two must compile alike).
+COMPILE_ONLY_FLAGS = dict(QUICK_COMPILE_FLAGS, xla_backend_optimization_level="0")
 
 
 def unset_xla_flags(xla_flags: str, flags: dict[str, str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from jaxrl import config, runtime
 # The suite compiles far more than it runs: its processes start XLA with the quick-compile flags at LLVM
 # -O0, which compiles sooner than their -O1 and runs slower. Runs that execute far more than they compile
 # (the learning tests) go to a `jaxrl` process of their own at -O1: jaxrl_process.
-SUITE_FLAGS = dict(runtime.QUICK_COMPILE_FLAGS, xla_backend_optimization_level="0")
+SUITE_FLAGS = runtime.COMPILE_ONLY_FLAGS
 # jax.jit(..., compiler_options=RUNS_LONG): a program of the suite that runs long, at learning runs' -O1.
 RUNS_LONG = {"xla_backend_optimization_level": 1}
 
